@@ -1,0 +1,36 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// swift-dnnl-quantization: INT8 inference and quantization on oneDNN 2.6 (Debian libdnnl-dev).
+// Layers (DESIGN.md): CDNNL (C API) -> DNNL (Swift owners of oneDNN handles) -> Quantization.
+let package = Package(
+    name: "swift-dnnl-quantization",
+    products: [
+        .library(name: "DNNL", targets: ["DNNL"]),
+        .library(name: "Quantization", targets: ["Quantization"]),
+        .executable(name: "dnnl-quant", targets: ["dnnl-quant"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CDNNL",
+            path: "Sources/CDNNL",
+            providers: [.apt(["libdnnl-dev"])]),
+        .target(name: "DNNL", dependencies: ["CDNNL"]),
+        .target(
+            name: "Quantization",
+            dependencies: ["DNNL", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+        .executableTarget(
+            name: "dnnl-quant",
+            dependencies: [
+                "Quantization", "DNNL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .target(name: "TestSupport", dependencies: ["DNNL"]),
+        .testTarget(name: "DNNLTests", dependencies: ["DNNL", "TestSupport"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TestSupport"]),
+    ]
+)
