@@ -31,6 +31,8 @@ let package = Package(
             ]),
         .target(name: "TestSupport", dependencies: ["DNNL"]),
         .testTarget(name: "DNNLTests", dependencies: ["DNNL", "TestSupport"]),
-        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TestSupport"]),
+        .testTarget(
+            name: "QuantizationTests", dependencies: ["Quantization", "TestSupport"],
+            exclude: ["Fixtures"]),
     ]
 )
