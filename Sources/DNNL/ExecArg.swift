@@ -45,5 +45,25 @@ public struct ExecArg: RawRepresentable, Hashable, Sendable, CustomStringConvert
         ExecArg(rawValue: cdnnl_arg_attr_multiple_post_op(Int32(index)) | DNNL_ARG_SRC_1)
     }
 
-    public var description: String { "arg(\(rawValue))" }
+    public var description: String {
+        let names: [Int32: String] = [
+            DNNL_ARG_SRC: "src", DNNL_ARG_SRC_1: "src1/src_iter", DNNL_ARG_SRC_2: "src2/src_iter_c",
+            DNNL_ARG_DST: "dst", DNNL_ARG_DST_1: "dst_iter", DNNL_ARG_DST_2: "dst_iter_c",
+            DNNL_ARG_WEIGHTS: "weights", DNNL_ARG_WEIGHTS_1: "weights_iter", DNNL_ARG_BIAS: "bias",
+            DNNL_ARG_MEAN: "mean", DNNL_ARG_VARIANCE: "variance", DNNL_ARG_SCALE: "scale",
+            DNNL_ARG_SHIFT: "shift", DNNL_ARG_SCRATCHPAD: "scratchpad",
+            DNNL_ARG_WORKSPACE: "workspace", DNNL_ARG_ATTR_OUTPUT_SCALES: "output_scales",
+        ]
+        if let name = names[rawValue] { return name }
+        if rawValue >= DNNL_ARG_MULTIPLE_SRC && rawValue < DNNL_ARG_MULTIPLE_DST {
+            return "src[\(rawValue - DNNL_ARG_MULTIPLE_SRC)]"
+        }
+        if rawValue >= DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE {
+            return "post_op[\(rawValue / DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE - 1)].src1"
+        }
+        if rawValue & DNNL_ARG_ATTR_ZERO_POINTS != 0 {
+            return "zero_points(\(ExecArg(rawValue: rawValue & ~DNNL_ARG_ATTR_ZERO_POINTS)))"
+        }
+        return "arg(\(rawValue))"
+    }
 }

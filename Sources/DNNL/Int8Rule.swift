@@ -18,7 +18,8 @@ public enum Int8PrimitiveKind: Sendable, Hashable {
 /// 2. inner product and matmul sources are u8 (a signed activation gets zero point 128,
 ///    or its node stays FP32).
 /// Convolutions with s8 sources stay allowed: oneDNN shifts them to u8 by +128 and halves the
-/// weights itself (`scale_adjust` 0.5), costing one more bit of weight precision.
+/// weights itself (`scale_adjust` 0.5, depthwise included), costing one more bit of weight
+/// precision (`halvesWeightsOfSignedSourceConvolutions`): odd weights are rounded.
 public struct Int8Rule: Sendable, Hashable {
     public let isa: CPUISA
 
@@ -26,6 +27,10 @@ public struct Int8Rule: Sendable, Hashable {
 
     /// Largest magnitude of a quantized s8 weight: 127 with VNNI, 63 without.
     public var weightMax: Int { isa.hasVNNI ? 127 : 63 }
+
+    /// True when oneDNN halves the s8 weights of convolutions with s8 sources (no VNNI), so
+    /// that only even quantized weights are represented exactly there.
+    public var halvesWeightsOfSignedSourceConvolutions: Bool { !isa.hasVNNI }
 
     /// Whether an s8 source is computed correctly by `kind`'s INT8 kernels on this CPU.
     public func allowsSignedSource(for kind: Int8PrimitiveKind) -> Bool {

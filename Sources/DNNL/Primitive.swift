@@ -85,9 +85,23 @@ public final class Primitive {
     public let descriptor: PrimitiveDescriptor
     private var ownScratchpad: Memory?
 
+    /// Arguments the primitive reads or writes (those whose descriptor is not empty).
+    public let requiredArgs: [ExecArg]
+
     init(handle: dnnl_primitive_t, descriptor: PrimitiveDescriptor) {
         self.handle = handle
         self.descriptor = descriptor
+        var required: [ExecArg] = [
+            .src, .src1, .src2, .weights, .weightsIter, .bias, .dst, .dstIter, .dstIterC,
+            .mean, .variance, .scale, .shift,
+        ].filter { !descriptor.descriptor(for: $0).isZero }
+        var i = 0
+        while !descriptor.descriptor(for: .multipleSrc(i)).isZero {
+            required.append(.multipleSrc(i))
+            i += 1
+        }
+        required += descriptor.attributes.postOps?.binarySources.map { .postOpBinarySrc1($0.index) } ?? []
+        requiredArgs = required
     }
 
     deinit { dnnl_primitive_destroy(handle) }
@@ -98,10 +112,16 @@ public final class Primitive {
         return md.isZero ? 0 : md.byteCount
     }
 
-    /// Runs the primitive on `stream` with the given arguments. When the primitive needs a
-    /// scratchpad and none is passed, one owned by this primitive is made once and reused.
-    /// - Throws: `DNNLError` from `dnnl_primitive_execute` (e.g. a missing argument).
+    /// Runs the primitive on `stream` with the given arguments, then waits for it. When the
+    /// primitive needs a scratchpad and none is passed, one owned by this primitive is made once
+    /// and reused.
+    /// - Throws: `DNNLError` naming a missing argument (checked before oneDNN sees it, since
+    ///   oneDNN would read a null buffer), or from `dnnl_primitive_execute`.
     public func execute(on stream: Stream, _ args: [ExecArg: Memory]) throws(DNNLError) {
+        if let missing = requiredArgs.first(where: { args[$0] == nil }) {
+            throw DNNLError(status: dnnl_invalid_arguments, call: "dnnl_primitive_execute",
+                            context: "missing argument \(missing) (\(descriptor.descriptor(for: missing))). \(descriptor.summary)")
+        }
         var list = args.map { dnnl_exec_arg_t(arg: $0.key.rawValue, memory: $0.value.handle) }
         if args[.scratchpad] == nil, scratchpadByteCount > 0 {
             if ownScratchpad == nil { ownScratchpad = try Memory(descriptor.scratchpad, engine: stream.engine) }
