@@ -29,6 +29,8 @@ let package = Package(
                 "Quantization", "DNNL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        .executableTarget(
+            name: "primitive-bench", dependencies: ["DNNL"], path: "Benchmarks/primitive-bench"),
         .target(name: "TestSupport", dependencies: ["DNNL"]),
         .testTarget(name: "DNNLTests", dependencies: ["DNNL", "TestSupport"]),
         .testTarget(

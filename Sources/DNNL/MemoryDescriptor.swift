@@ -3,16 +3,13 @@ import CDNNL
 /// Maximum rank of a oneDNN memory descriptor (`DNNL_MAX_NDIMS`).
 public let maxRank = 12
 
-/// Converts Swift dims to a `dnnl_dims_t` (12-tuple, zero-filled).
+/// Converts Swift dims to the C API's `const dnnl_dims_t` argument: an array of
+/// `DNNL_MAX_NDIMS` values, zero-filled, passed by pointer. (Passing `&tuple.0` would hand C a
+/// pointer to a copy of one element in optimized builds.)
 @inline(__always)
-func makeDims(_ values: [Int]) -> dnnl_dims_t {
+func makeDims(_ values: [Int]) -> [dnnl_dim_t] {
     precondition(values.count <= maxRank, "rank \(values.count) exceeds DNNL_MAX_NDIMS")
-    var d: dnnl_dims_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    withUnsafeMutableBytes(of: &d) { raw in
-        let p = raw.bindMemory(to: dnnl_dim_t.self)
-        for (i, v) in values.enumerated() { p[i] = dnnl_dim_t(v) }
-    }
-    return d
+    return values.map { dnnl_dim_t($0) } + [dnnl_dim_t](repeating: 0, count: maxRank - values.count)
 }
 
 /// Reads the first `count` entries of a `dnnl_dims_t`.
@@ -46,8 +43,8 @@ public struct MemoryDescriptor: @unchecked Sendable, CustomStringConvertible {
         }
         let t = tag ?? FormatTag.plain(rank: dims.count) ?? .any
         var md = dnnl_memory_desc_t()
-        var d = makeDims(dims)
-        try check(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), &d.0, dataType.raw, t.raw),
+        let d = makeDims(dims)
+        try check(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), d, dataType.raw, t.raw),
                   "dnnl_memory_desc_init_by_tag", "dims \(dims) \(dataType)")
         raw = md
     }
@@ -61,9 +58,9 @@ public struct MemoryDescriptor: @unchecked Sendable, CustomStringConvertible {
                             context: "dims \(dims) and strides \(strides) disagree in rank")
         }
         var md = dnnl_memory_desc_t()
-        var d = makeDims(dims)
-        var s = makeDims(strides)
-        try check(dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), &d.0, dataType.raw, &s.0),
+        let d = makeDims(dims)
+        let s = makeDims(strides)
+        try check(dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), d, dataType.raw, s),
                   "dnnl_memory_desc_init_by_strides", "dims \(dims) strides \(strides)")
         raw = md
     }
@@ -117,10 +114,10 @@ public struct MemoryDescriptor: @unchecked Sendable, CustomStringConvertible {
     /// - Throws: `DNNLError` from `dnnl_memory_desc_init_submemory`.
     public func submemory(dims: [Int], offsets: [Int]) throws(DNNLError) -> MemoryDescriptor {
         var md = dnnl_memory_desc_t()
-        var d = makeDims(dims)
-        var o = makeDims(offsets)
+        let d = makeDims(dims)
+        let o = makeDims(offsets)
         var parent = raw
-        try check(dnnl_memory_desc_init_submemory(&md, &parent, &d.0, &o.0),
+        try check(dnnl_memory_desc_init_submemory(&md, &parent, d, o),
                   "dnnl_memory_desc_init_submemory",
                   "parent \(self.dims) sub \(dims) at \(offsets)")
         return MemoryDescriptor(raw: md)
@@ -130,9 +127,9 @@ public struct MemoryDescriptor: @unchecked Sendable, CustomStringConvertible {
     /// - Throws: `DNNLError` from `dnnl_memory_desc_reshape`.
     public func reshaped(_ newDims: [Int]) throws(DNNLError) -> MemoryDescriptor {
         var md = dnnl_memory_desc_t()
-        var d = makeDims(newDims)
+        let d = makeDims(newDims)
         var src = raw
-        try check(dnnl_memory_desc_reshape(&md, &src, Int32(newDims.count), &d.0),
+        try check(dnnl_memory_desc_reshape(&md, &src, Int32(newDims.count), d),
                   "dnnl_memory_desc_reshape", "\(dims) -> \(newDims)")
         return MemoryDescriptor(raw: md)
     }

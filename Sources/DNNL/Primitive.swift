@@ -95,6 +95,15 @@ public final class Primitive {
             .src, .src1, .src2, .weights, .weightsIter, .bias, .dst, .dstIter, .dstIterC,
             .mean, .variance, .scale, .shift,
         ].filter { !descriptor.descriptor(for: $0).isZero }
+        // Batch/layer normalization report the scale-shift descriptor for WEIGHTS (= the
+        // legacy SCALE_SHIFT), SCALE and SHIFT whatever their flags: keep only those the flags use.
+        if let flags = Primitive.normalizationFlags(descriptor.handle) {
+            required.removeAll { arg in
+                (arg == .weights && flags & dnnl_use_scaleshift.rawValue == 0)
+                    || (arg == .scale && flags & dnnl_use_scale.rawValue == 0)
+                    || (arg == .shift && flags & dnnl_use_shift.rawValue == 0)
+            }
+        }
         var i = 0
         while !descriptor.descriptor(for: .multipleSrc(i)).isZero {
             required.append(.multipleSrc(i))
@@ -105,6 +114,18 @@ public final class Primitive {
     }
 
     deinit { dnnl_primitive_destroy(handle) }
+
+    /// The `dnnl_normalization_flags_t` of a batch or layer normalization, else nil.
+    private static func normalizationFlags(_ pd: dnnl_primitive_desc_t) -> UInt32? {
+        var p: UnsafeRawPointer?
+        if dnnl_primitive_desc_query(pd, dnnl_query_batch_normalization_d, 0, &p) == dnnl_success, let p {
+            return p.assumingMemoryBound(to: dnnl_batch_normalization_desc_t.self).pointee.flags
+        }
+        if dnnl_primitive_desc_query(pd, dnnl_query_layer_normalization_d, 0, &p) == dnnl_success, let p {
+            return p.assumingMemoryBound(to: dnnl_layer_normalization_desc_t.self).pointee.flags
+        }
+        return nil
+    }
 
     /// Bytes of scratchpad the primitive needs (0 when none).
     public var scratchpadByteCount: Int {

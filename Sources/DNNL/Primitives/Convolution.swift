@@ -26,13 +26,13 @@ extension PrimitiveDescriptor {
             "convolution", [("src", src), ("weights", weights), ("bias", bias), ("dst", dst)],
             extra: "strides \(strides) dilations \(dilations ?? []) pad \(paddingL) \(paddingR)")
         let call = "dnnl_dilated_convolution_forward_desc_init"
-        var g = try SpatialGeometry(rank: src.rank, strides: strides, dilations: dilations,
+        let g = try SpatialGeometry(rank: src.rank, strides: strides, dilations: dilations,
                                     paddingL: paddingL, paddingR: paddingR, call: call, summary: summary)
         var desc = dnnl_convolution_desc_t()
         var s = src.raw, w = weights.raw, d = dst.raw
         let status = withOptionalPointer(bias) { bp in
             dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &s, &w, bp, &d,
-                 &g.strides.0, &g.dilations.0, &g.paddingL.0, &g.paddingR.0)
+                 g.strides, g.dilations, g.paddingL, g.paddingR)
         }
         try check(status, call, summary)
         return try create(&desc, attributes: attributes, engine: engine, summary: summary)
@@ -58,13 +58,13 @@ extension PrimitiveDescriptor {
             "deconvolution", [("src", src), ("weights", weights), ("bias", bias), ("dst", dst)],
             extra: "strides \(strides) dilations \(dilations ?? []) pad \(paddingL) \(paddingR)")
         let call = "dnnl_dilated_deconvolution_forward_desc_init"
-        var g = try SpatialGeometry(rank: src.rank, strides: strides, dilations: dilations,
+        let g = try SpatialGeometry(rank: src.rank, strides: strides, dilations: dilations,
                                     paddingL: paddingL, paddingR: paddingR, call: call, summary: summary)
         var desc = dnnl_deconvolution_desc_t()
         var s = src.raw, w = weights.raw, d = dst.raw
         let status = withOptionalPointer(bias) { bp in
             dnnl_dilated_deconvolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_deconvolution_direct, &s, &w, bp, &d,
-                 &g.strides.0, &g.dilations.0, &g.paddingL.0, &g.paddingR.0)
+                 g.strides, g.dilations, g.paddingL, g.paddingR)
         }
         try check(status, call, summary)
         return try create(&desc, attributes: attributes, engine: engine, summary: summary)
@@ -74,7 +74,7 @@ extension PrimitiveDescriptor {
 /// Strides, 0-based dilations and paddings of a sliding-window primitive as C dims, checked
 /// to have one value per spatial dim (`rank - 2`).
 struct SpatialGeometry {
-    var strides: dnnl_dims_t, dilations: dnnl_dims_t, paddingL: dnnl_dims_t, paddingR: dnnl_dims_t
+    let strides: [dnnl_dim_t], dilations: [dnnl_dim_t], paddingL: [dnnl_dim_t], paddingR: [dnnl_dim_t]
 
     init(rank: Int, strides: [Int], dilations: [Int]?, paddingL: [Int], paddingR: [Int],
          call: String, summary: String) throws(DNNLError) {
