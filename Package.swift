@@ -2,7 +2,7 @@
 import PackageDescription
 
 // swift-dnnl-quantization: INT8 inference and quantization on oneDNN 2.6 (Debian libdnnl-dev).
-// Layers (DESIGN.md): CDNNL (C API) -> DNNL (Swift owners of oneDNN handles) -> Quantization.
+// Layers (README.md): CDNNL (C API) -> DNNL (Swift owners of oneDNN handles) -> Quantization.
 let package = Package(
     name: "swift-dnnl-quantization",
     products: [
@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
     ],
     targets: [
         .systemLibrary(
@@ -22,7 +23,10 @@ let package = Package(
         .target(name: "DNNL", dependencies: ["CDNNL"]),
         .target(
             name: "Quantization",
-            dependencies: ["DNNL", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+            dependencies: [
+                "DNNL", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
         .executableTarget(
             name: "dnnl-quant",
             dependencies: [
