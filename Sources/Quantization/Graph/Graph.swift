@@ -1,6 +1,6 @@
 /// A dimension of a value's shape: a number, or a name standing for a size known only when
 /// the model runs (ONNX `dim_param`, e.g. `"batch"`; `"?"` when unnamed).
-public enum Dimension: Sendable, Hashable, CustomStringConvertible {
+public enum ShapeDimension: Sendable, Hashable, CustomStringConvertible {
     case fixed(Int)
     case symbolic(String)
 
@@ -20,9 +20,9 @@ public struct ValueInfo: Sendable, Hashable, CustomStringConvertible {
     /// nil when the model does not declare it, or declares a type this library does not run.
     public var elementType: ElementType?
     /// nil when the rank is unknown.
-    public var shape: [Dimension]?
+    public var shape: [ShapeDimension]?
 
-    public init(name: String, elementType: ElementType?, shape: [Dimension]?) {
+    public init(name: String, elementType: ElementType?, shape: [ShapeDimension]?) {
         self.name = name
         self.elementType = elementType
         self.shape = shape

@@ -636,7 +636,7 @@ nonisolated struct Onnx_SimpleShardedDimProto: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Dimension value to be sharded.
+  /// ShapeDimension value to be sharded.
   var dim: Onnx_SimpleShardedDimProto.OneOf_Dim? = nil
 
   var dimValue: Int64 {
@@ -668,7 +668,7 @@ nonisolated struct Onnx_SimpleShardedDimProto: Sendable {
 
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  /// Dimension value to be sharded.
+  /// ShapeDimension value to be sharded.
   nonisolated enum OneOf_Dim: Equatable, Sendable {
     case dimValue(Int64)
     case dimParam(String)
@@ -1534,16 +1534,16 @@ nonisolated struct Onnx_TensorShapeProto: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var dim: [Onnx_TensorShapeProto.Dimension] = []
+  var dim: [Onnx_TensorShapeProto.ShapeDimension] = []
 
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  nonisolated struct Dimension: Sendable {
+  nonisolated struct ShapeDimension: Sendable {
     // SwiftProtobuf.Message conformance is added in an extension below. See the
     // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
     // methods supported on all messages.
 
-    var value: Onnx_TensorShapeProto.Dimension.OneOf_Value? = nil
+    var value: Onnx_TensorShapeProto.ShapeDimension.OneOf_Value? = nil
 
     var dimValue: Int64 {
       get {
@@ -3276,8 +3276,8 @@ nonisolated extension Onnx_TensorShapeProto: SwiftProtobuf.Message, SwiftProtobu
   }
 }
 
-nonisolated extension Onnx_TensorShapeProto.Dimension: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = Onnx_TensorShapeProto.protoMessageName + ".Dimension"
+nonisolated extension Onnx_TensorShapeProto.ShapeDimension: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = Onnx_TensorShapeProto.protoMessageName + ".ShapeDimension"
   static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}dim_value\0\u{3}dim_param\0\u{1}denotation\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
@@ -3330,7 +3330,7 @@ nonisolated extension Onnx_TensorShapeProto.Dimension: SwiftProtobuf.Message, Sw
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Onnx_TensorShapeProto.Dimension, rhs: Onnx_TensorShapeProto.Dimension) -> Bool {
+  static func ==(lhs: Onnx_TensorShapeProto.ShapeDimension, rhs: Onnx_TensorShapeProto.ShapeDimension) -> Bool {
     if lhs.value != rhs.value {return false}
     if lhs._denotation != rhs._denotation {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}

@@ -1,0 +1,153 @@
+import DNNL
+
+/// Conv and ConvTranspose (1-D to 3-D, groups, depthwise, dilation, auto_pad) and their fused
+/// forms, as oneDNN convolution/deconvolution primitives with `format_tag any` layouts, weights
+/// reordered once, bias, and post-ops: sum (residual `Z`, in place) then eltwise activations.
+enum ConvolutionKernels {
+    static func register(_ r: inout [String: LowerFunction]) {
+        r["Conv"] = { n, l in try convolution(n, l, transposed: false) }
+        r["ConvTranspose"] = { n, l in try convolution(n, l, transposed: true) }
+        r["FusedConv"] = { n, l in try convolution(n, l, transposed: false) }
+        r["FusedConvTranspose"] = { n, l in try convolution(n, l, transposed: true) }
+    }
+
+    /// Padding `(begin, end)` per spatial dim from `pads` / `auto_pad` (ONNX Conv).
+    static func padding(_ node: Node, input: [Int], kernel: [Int], strides: [Int], dilations: [Int],
+                        transposed: Bool, outputPadding: [Int]) -> (begin: [Int], end: [Int]) {
+        let sp = input.count
+        let autoPad = node.string("auto_pad") ?? "NOTSET"
+        if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
+            var b: [Int] = [], e: [Int] = []
+            for i in 0..<sp {
+                let k = (kernel[i] - 1) * dilations[i] + 1
+                let total: Int
+                if transposed {
+                    total = max(0, strides[i] * (input[i] - 1) + outputPadding[i] + k - input[i] * strides[i])
+                } else {
+                    let out = (input[i] + strides[i] - 1) / strides[i]
+                    total = max(0, (out - 1) * strides[i] + k - input[i])
+                }
+                let small = total / 2
+                b.append(autoPad == "SAME_UPPER" ? small : total - small)
+                e.append(autoPad == "SAME_UPPER" ? total - small : small)
+            }
+            return (b, e)
+        }
+        if autoPad == "VALID" { return ([Int](repeating: 0, count: sp), [Int](repeating: 0, count: sp)) }
+        let pads = node.ints("pads") ?? [Int](repeating: 0, count: 2 * sp)
+        return (Array(pads[..<sp]), Array(pads[sp...]))
+    }
+
+    static func convolution(_ node: Node, _ l: Lowering, transposed: Bool) throws {
+        guard let w = l.constant(node.input(1)) else {
+            throw l.fail(.unsupportedAttribute, "weights '\(node.inputs[1])' must be constant")
+        }
+        let xShape = try l.shape(node.inputs[0])
+        guard xShape.count >= 3, xShape.count <= 5, w.shape.count == xShape.count else {
+            throw l.fail(.shapeMismatch, "input \(xShape) and weights \(w.shape) do not fit a 1-D to 3-D convolution")
+        }
+        let sp = xShape.count - 2
+        let spatial = Array(xShape[2...])
+        let groups = node.int("group") ?? 1
+        let kernel = node.ints("kernel_shape") ?? Array(w.shape[2...])
+        let strides = node.ints("strides") ?? [Int](repeating: 1, count: sp)
+        let dilations = node.ints("dilations") ?? [Int](repeating: 1, count: sp)
+        var outputPadding = node.ints("output_padding") ?? [Int](repeating: 0, count: sp)
+        let c = xShape[1]
+        let oc = transposed ? w.shape[1] * groups : w.shape[0]
+        let icPerGroup = transposed ? w.shape[0] / groups : w.shape[1]
+        guard c == icPerGroup * groups, c % groups == 0, oc % groups == 0 else {
+            throw l.fail(.shapeMismatch, "input channels \(c) do not match weights \(w.shape) with \(groups) groups")
+        }
+        var (padB, padE) = padding(node, input: spatial, kernel: kernel, strides: strides,
+                                   dilations: dilations, transposed: transposed, outputPadding: outputPadding)
+        var outSpatial: [Int] = []
+        for i in 0..<sp {
+            let k = (kernel[i] - 1) * dilations[i] + 1
+            if transposed {
+                if let os = node.ints("output_shape") {
+                    let target = os[os.count - sp + i]
+                    let total = strides[i] * (spatial[i] - 1) + outputPadding[i] + k - target
+                    padB[i] = (node.string("auto_pad") == "SAME_UPPER") ? total / 2 : total - total / 2
+                    padE[i] = total - padB[i]
+                    outputPadding[i] = 0
+                }
+                outSpatial.append(strides[i] * (spatial[i] - 1) + outputPadding[i] + k - padB[i] - padE[i])
+            } else {
+                outSpatial.append((spatial[i] + padB[i] + padE[i] - k) / strides[i] + 1)
+            }
+        }
+        guard outSpatial.allSatisfy({ $0 > 0 }) else {
+            throw l.fail(.shapeMismatch, "input \(xShape) gives an empty output \(outSpatial)")
+        }
+        let n = xShape[0]
+        let outShape = [n, oc] + outSpatial
+        // oneDNN weights: [G, OC/G, IC/G, k...] with groups, else [OC, IC, k...].
+        let wValues = w.floatValues()
+        let kCount = kernel.reduce(1, *)
+        var plainW = wValues
+        let ocg = oc / groups, icg = c / groups
+        if transposed {
+            // ONNX [IC, OC/G, k...] -> [G, OC/G, IC/G, k...].
+            plainW = [Float](repeating: 0, count: wValues.count)
+            for g in 0..<groups { for o in 0..<ocg { for i in 0..<icg { for k in 0..<kCount {
+                plainW[((g * ocg + o) * icg + i) * kCount + k] = wValues[((g * icg + i) * ocg + o) * kCount + k]
+            }}}}
+        }
+        let wDims = groups > 1 ? [groups, ocg, icg] + kernel : [oc, icg] + kernel
+        let residual = node.opType.hasPrefix("Fused") ? node.input(3) : nil
+        let acts = node.opType.hasPrefix("Fused") ? Activation.decode(node) : []
+
+        let pd = try l.wrap { () throws(DNNLError) in
+            let attr = try PrimitiveAttributes()
+            if residual != nil || !acts.isEmpty {
+                let po = try PostOps()
+                if residual != nil { try po.appendSum() }
+                for a in acts { try po.appendEltwise(a.algorithm, alpha: a.alpha, beta: a.beta) }
+                try attr.setPostOps(po)
+            }
+            let src = try MemoryDescriptor(dims: xShape, dataType: .f32, tag: .any)
+            let wei = try MemoryDescriptor(dims: wDims, dataType: .f32, tag: .any)
+            let bias = node.input(2) == nil ? nil : try MemoryDescriptor(dims: [oc], dataType: .f32)
+            let dst = try MemoryDescriptor(dims: outShape, dataType: .f32, tag: .any)
+            let dil = dilations.map { $0 - 1 }
+            return transposed
+                ? try PrimitiveDescriptor.deconvolutionForward(
+                    src: src, weights: wei, bias: bias, dst: dst, strides: strides, dilations: dil,
+                    paddingL: padB, paddingR: padE, attributes: attr, engine: l.engine)
+                : try PrimitiveDescriptor.convolutionForward(
+                    src: src, weights: wei, bias: bias, dst: dst, strides: strides, dilations: dil,
+                    paddingL: padB, paddingR: padE, attributes: attr, engine: l.engine)
+        }
+        let src = try l.converted(try l.slot(node.inputs[0]), to: pd.src)
+        let wSlot = l.weightsSlot(node.inputs[1], plainW, plainDims: wDims, into: pd.weights)
+        var args: [(ExecArg, Int)] = [(.src, src), (.weights, wSlot)]
+        if let b = node.input(2) {
+            guard let bt = l.constant(b), bt.count == oc else {
+                throw l.fail(.unsupportedAttribute, "bias '\(b)' must be a constant of \(oc) values")
+            }
+            args.append((.bias, try l.constantSlot(b, bt)))
+        }
+        let dst: Int
+        if let residual {
+            // Sum post-op: the result is added to the residual in its own buffer.
+            let r = try l.slot(residual)
+            guard l.slots[r].shape == outShape else {
+                throw l.fail(.shapeMismatch, "residual \(l.slots[r].shape) differs from the output \(outShape)")
+            }
+            let owned = l.slots[r].aliasOf == nil && !l.slots[r].persistent && !l.isGraphInput(r)
+            if owned && l.descriptor(r) == pd.dst {
+                dst = l.alias(of: r, name: node.outputs[0], shape: outShape, pd.dst)
+            } else {
+                dst = l.newSlot(node.outputs[0], shape: outShape, pd.dst)
+                try l.reorder(from: r, to: dst, label: "\(l.where_()) residual copy")
+            }
+        } else {
+            dst = l.newSlot(node.outputs[0], shape: outShape, pd.dst)
+        }
+        args.append((.dst, dst))
+        try l.emit(pd, args, label: "\(l.where_()) \(transposed ? "deconvolution" : "convolution")")
+        l.note("\(pd.implementation) (f32)\(residual != nil ? " +sum" : "")\(acts.isEmpty ? "" : " +" + acts.map { "\($0.algorithm)" }.joined(separator: "+"))")
+        l.define(node.outputs[0], .slot(dst))
+    }
+}

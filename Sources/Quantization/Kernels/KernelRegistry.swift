@@ -1,0 +1,88 @@
+import DNNL
+
+/// How a node becomes run-time steps: one function per ONNX operator (by `opType`), grouped
+/// by operator family in the files of `Kernels/`.
+typealias LowerFunction = @Sendable (Node, Lowering) throws -> Void
+
+enum KernelRegistry {
+    /// Operators that run at run time (oneDNN primitives or Swift kernels).
+    static let lowerings: [String: LowerFunction] = {
+        var r: [String: LowerFunction] = [:]
+        ActivationKernels.register(&r)
+        BinaryKernels.register(&r)
+        ConvolutionKernels.register(&r)
+        PoolingKernels.register(&r)
+        LayoutKernels.register(&r)
+        NormalizationKernels.register(&r)
+        MatMulKernels.register(&r)
+        ResizeKernels.register(&r)
+        RecurrentKernels.register(&r)
+        return r
+    }()
+
+    /// Operators that are only evaluated at plan time (their inputs must be constants).
+    static var constantOnly: Set<String> {
+        Set(ConstantEvaluation.evaluators.keys).subtracting(lowerings.keys)
+    }
+
+    /// True when this library can run `opType` of the default domain (or its own fused ops).
+    static func supports(_ node: Node) -> Bool {
+        guard node.domain.isEmpty || node.domain == "ai.onnx" || node.domain == FusedOps.domain else { return false }
+        return lowerings[node.opType] != nil || ConstantEvaluation.evaluators[node.opType] != nil
+    }
+
+    /// Lowers one node: folds it when its inputs are all known, else emits its run-time steps.
+    static func lower(_ node: Node, _ l: Lowering, opset: Int) throws(GraphError) {
+        if node.opType == "Shape" {  // the shape of a run-time value is known at plan time
+            l.define(node.outputs[0], .constant(ConstantEvaluation.shapeTensor(node, try l.shape(node.inputs[0]))))
+            return
+        }
+        let present = node.inputs.filter { !$0.isEmpty }
+        if let evaluate = ConstantEvaluation.evaluators[node.opType], present.allSatisfy(l.isConstant) {
+            let inputs = node.inputs.map { $0.isEmpty ? nil : l.constant($0) }
+            do {
+                let outs = try evaluate(node, inputs, opset)
+                for (name, t) in zip(node.outputs, outs) { l.define(name, .constant(t)) }
+                return
+            } catch let e as GraphError { throw e } catch {
+                throw GraphError(.runtime, "node \(node.label): \(error)")
+            }
+        }
+        guard let lowerFn = lowerings[node.opType] else {
+            throw GraphError(.unsupportedOperator, "node \(node.label): \(node.opType) (opset \(opset)) runs only on constant inputs here, and input '\(present.first { !l.isConstant($0) } ?? "?")' is computed at run time")
+        }
+        do { try lowerFn(node, l) } catch let e as GraphError { throw e } catch {
+            throw GraphError(.runtime, "node \(node.label): \(error)")
+        }
+    }
+}
+
+extension Lowering {
+    /// The run-time slot of input `i` (constants materialized).
+    func inputSlot(_ node: Node, _ i: Int) throws(GraphError) -> Int {
+        guard let name = node.input(i) else { throw fail(.unsupportedAttribute, "input \(i) is missing") }
+        return try slot(name)
+    }
+
+    /// A slot holding `slot`'s values in `descriptor`'s layout (a reorder, made once).
+    func converted(_ slot: Int, to descriptor: MemoryDescriptor) throws(GraphError) -> Int {
+        if slots[slot].descriptor == descriptor { return slot }
+        if descriptor.isPlainRowMajor && descriptor.dataType == slots[slot].descriptor.dataType {
+            return try plain(slot)
+        }
+        let c = newSlot(slots[slot].name + ".reordered", shape: slots[slot].shape, descriptor)
+        try reorder(from: slot, to: c)
+        return c
+    }
+
+    /// A persistent slot of `descriptor` filled by reordering a plain f32 constant into it.
+    func weightsSlot(_ name: String, _ values: [Float], plainDims: [Int],
+                     into descriptor: MemoryDescriptor, attributes: PrimitiveAttributes? = nil) -> Int {
+        addSlot(Slot(name: name, shape: plainDims, descriptor: descriptor, persistent: true,
+                     fill: { m, stream in
+            let src = try Memory(MemoryDescriptor(dims: plainDims, dataType: .f32), engine: m.engine)
+            src.write(values)
+            try src.reorder(into: m, attributes: attributes, stream: stream)
+        }))
+    }
+}

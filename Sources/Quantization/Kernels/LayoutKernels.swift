@@ -1,0 +1,213 @@
+import DNNL
+
+/// Ops that move data without arithmetic: Reshape, Flatten, Squeeze, Unsqueeze (zero-copy
+/// views of a plain buffer), Transpose (a reorder from a permuted view), Slice and Split
+/// (reorders from sub-memory views), Concat (oneDNN concat), Pad, Tile, Gather, Expand, Cast
+/// (Swift kernels over plain f32 data).
+enum LayoutKernels {
+    static func register(_ r: inout [String: LowerFunction]) {
+        r["Reshape"] = { n, l in
+            guard let t = l.constant(n.input(1)) else { throw l.fail(.unsupportedAttribute, "the target shape must be constant") }
+            try view(n, l, try ConstantEvaluation.reshapeShape(n, input: try l.shape(n.inputs[0]), target: t.intValues()))
+        }
+        r["Flatten"] = { n, l in try view(n, l, try ConstantEvaluation.flattenShape(n, try l.shape(n.inputs[0]))) }
+        r["Squeeze"] = { n, l in
+            let axes = n.ints("axes") ?? l.constant(n.input(1))?.intValues()
+            try view(n, l, try ConstantEvaluation.squeezeShape(n, try l.shape(n.inputs[0]), axes: axes))
+        }
+        r["Unsqueeze"] = { n, l in
+            guard let axes = n.ints("axes") ?? l.constant(n.input(1))?.intValues() else {
+                throw l.fail(.unsupportedAttribute, "axes must be constant")
+            }
+            try view(n, l, try ConstantEvaluation.unsqueezeShape(n, try l.shape(n.inputs[0]), axes: axes))
+        }
+        r["Cast"] = { n, l in
+            let to = try ConstantEvaluation.elementType(onnx: n.int("to") ?? 1, n)
+            let s = try l.slot(n.inputs[0])
+            guard to == l.descriptor(s).dataType.elementType else {
+                throw l.fail(.unsupportedAttribute, "run-time Cast from \(l.descriptor(s).dataType) to \(to) is not supported")
+            }
+            l.define(n.outputs[0], .slot(s))
+        }
+        r["Transpose"] = transpose
+        r["Slice"] = slice
+        r["Split"] = split
+        r["Concat"] = concat
+        r["Pad"] = pad
+        r["Tile"] = { n, l in try gatherKernel(n, l, name: "Tile") }
+        r["Expand"] = { n, l in try gatherKernel(n, l, name: "Expand") }
+        r["Gather"] = { n, l in try gatherKernel(n, l, name: "Gather") }
+    }
+
+    /// A zero-copy view of the input's plain buffer with another shape.
+    static func view(_ node: Node, _ l: Lowering, _ shape: [Int]) throws(GraphError) {
+        let p = try l.plain(try l.slot(node.inputs[0]))
+        let md = try l.descriptor(dims: shape, l.descriptor(p).dataType)
+        l.define(node.outputs[0], .slot(l.alias(of: p, name: node.outputs[0], shape: shape, md)))
+    }
+
+    static func transpose(_ node: Node, _ l: Lowering) throws {
+        let s = try l.slot(node.inputs[0])
+        let shape = l.slots[s].shape
+        let perm = node.ints("perm") ?? Array((0..<shape.count).reversed())
+        let out = perm.map { shape[$0] }
+        // oneDNN's permute_axes: input axis i becomes output axis p[i], so p = perm^-1.
+        var inverse = [Int](repeating: 0, count: perm.count)
+        for (j, a) in perm.enumerated() { inverse[a] = j }
+        let src = shape.isEmpty ? s : try l.plain(s)
+        let permuted = try l.wrap { () throws(DNNLError) in try l.descriptor(src).permutingAxes(inverse) }
+        let viewSlot = l.alias(of: src, name: node.inputs[0] + ".permuted", shape: out, permuted)
+        let dst = l.newSlot(node.outputs[0], shape: out, try l.descriptor(dims: out, permuted.dataType))
+        try l.reorder(from: viewSlot, to: dst, label: "\(l.where_()) transpose")
+        l.note("reorder (transpose)")
+        l.define(node.outputs[0], .slot(dst))
+    }
+
+    /// Copies `src[offsets ..< offsets + dims]` (a plain slot) into a new plain slot.
+    static func copyBlock(_ l: Lowering, from src: Int, dims: [Int], offsets: [Int], name: String) throws(GraphError) -> Int {
+        let sub = try l.wrap { () throws(DNNLError) in try l.descriptor(src).submemory(dims: dims, offsets: offsets) }
+        let viewSlot = l.alias(of: src, name: name + ".view", shape: dims, sub)
+        let dst = l.newSlot(name, shape: dims, try l.descriptor(dims: dims, sub.dataType))
+        try l.reorder(from: viewSlot, to: dst, label: "\(l.where_()) copy block")
+        return dst
+    }
+
+    static func slice(_ node: Node, _ l: Lowering) throws {
+        let s = try l.plain(try l.slot(node.inputs[0]))
+        let shape = l.slots[s].shape
+        let inputs = node.inputs.map { $0.isEmpty ? nil : l.constant($0) }
+        guard node.inputs.dropFirst().allSatisfy({ $0.isEmpty || l.isConstant($0) }) else {
+            throw l.fail(.unsupportedAttribute, "starts, ends, axes and steps must be constant")
+        }
+        let p = try ConstantEvaluation.sliceParams(node, shape: shape, inputs)
+        guard p.steps.allSatisfy({ $0 == 1 }) else {
+            throw l.fail(.unsupportedAttribute, "run-time Slice with steps \(p.steps) is not supported")
+        }
+        l.define(node.outputs[0], .slot(try copyBlock(l, from: s, dims: p.shape, offsets: p.starts, name: node.outputs[0])))
+        l.note("reorder (slice)")
+    }
+
+    static func split(_ node: Node, _ l: Lowering) throws {
+        let s = try l.plain(try l.slot(node.inputs[0]))
+        let shape = l.slots[s].shape
+        let axis = try ConstantEvaluation.axis(node.int("axis") ?? 0, rank: shape.count, node)
+        var sizes = node.ints("split") ?? l.constant(node.input(1))?.intValues() ?? []
+        if sizes.isEmpty {
+            let k = node.outputs.count
+            let chunk = (shape[axis] + k - 1) / k
+            sizes = (0..<k).map { min(chunk, shape[axis] - $0 * chunk) }
+        }
+        guard sizes.count == node.outputs.count, sizes.reduce(0, +) == shape[axis] else {
+            throw l.fail(.shapeMismatch, "split sizes \(sizes) do not cover \(shape[axis])")
+        }
+        var offset = 0
+        for (name, size) in zip(node.outputs, sizes) {
+            var dims = shape, offsets = [Int](repeating: 0, count: shape.count)
+            dims[axis] = size
+            offsets[axis] = offset
+            offset += size
+            l.define(name, .slot(try copyBlock(l, from: s, dims: dims, offsets: offsets, name: name)))
+        }
+        l.note("reorders (split)")
+    }
+
+    static func concat(_ node: Node, _ l: Lowering) throws {
+        let names = node.inputs.filter { !$0.isEmpty }
+        var parts: [Int] = []
+        for n in names where try l.shape(n).reduce(1, *) > 0 { parts.append(try l.slot(n)) }
+        guard let first = parts.first else { throw l.fail(.shapeMismatch, "Concat of empty inputs") }
+        let rank = l.slots[first].shape.count
+        let axis = try ConstantEvaluation.axis(node.int("axis") ?? 0, rank: rank, node)
+        var out = l.slots[first].shape
+        out[axis] = parts.map { l.slots[$0].shape[axis] }.reduce(0, +)
+        if parts.count == 1 { l.define(node.outputs[0], .slot(first)); return }
+        let pd = try l.wrap { () throws(DNNLError) in
+            try PrimitiveDescriptor.concat(srcs: parts.map { l.descriptor($0) }, axis: axis, engine: l.engine)
+        }
+        let dst = l.newSlot(node.outputs[0], shape: out, pd.dst)
+        try l.emit(pd, parts.enumerated().map { (.multipleSrc($0.offset), $0.element) } + [(.dst, dst)],
+                   label: "\(l.where_()) concat")
+        l.note("\(pd.implementation) concat")
+        l.define(node.outputs[0], .slot(dst))
+    }
+
+    static func pad(_ node: Node, _ l: Lowering) throws {
+        let s = try l.plain(try l.slot(node.inputs[0]))
+        let shape = l.slots[s].shape, r = shape.count
+        guard let pads = node.ints("pads") ?? l.constant(node.input(1))?.intValues(), pads.count == 2 * r else {
+            throw l.fail(.unsupportedAttribute, "pads must be constant with \(2 * r) values")
+        }
+        guard node.input(3) == nil else { throw l.fail(.unsupportedAttribute, "Pad with axes is not supported") }
+        let mode = node.string("mode") ?? "constant"
+        let value = node.float("value") ?? l.constant(node.input(2))?.floatValues().first ?? 0
+        guard pads.allSatisfy({ $0 >= 0 }) else { throw l.fail(.unsupportedAttribute, "negative pads \(pads)") }
+        let out = (0..<r).map { shape[$0] + pads[$0] + pads[r + $0] }
+        if mode == "reflect" {
+            for i in 0..<r where pads[i] >= max(shape[i], 1) || pads[r + i] >= max(shape[i], 1) {
+                throw l.fail(.unsupportedAttribute, "reflect pads \(pads) must be smaller than the input \(shape)")
+            }
+        } else if mode != "constant" && mode != "edge" {
+            throw l.fail(.unsupportedAttribute, "Pad mode '\(mode)'")
+        }
+        let dst = l.newSlot(node.outputs[0], shape: out, try l.descriptor(dims: out, .f32))
+        // Source index along each dim for every output index (-1 = the constant value).
+        let maps: [[Int]] = (0..<r).map { d in
+            (0..<out[d]).map { o in
+                let i = o - pads[d]
+                if i >= 0 && i < shape[d] { return i }
+                switch mode {
+                case "reflect": return i < 0 ? -i : 2 * (shape[d] - 1) - i
+                case "edge": return min(max(i, 0), shape[d] - 1)
+                default: return -1
+                }
+            }
+        }
+        let srcStrides = Broadcast.strides(shape)
+        let total = out.reduce(1, *)
+        let index: [Int] = {
+            var idx = [Int](repeating: 0, count: total)
+            var coord = [Int](repeating: 0, count: r)
+            for i in 0..<total {
+                var k = 0
+                for d in 0..<r { let m = maps[d][coord[d]]; if m < 0 { k = -1; break }; k += m * srcStrides[d] }
+                idx[i] = k
+                var d = r - 1
+                while d >= 0 { coord[d] += 1; if coord[d] < out[d] { break }; coord[d] = 0; d -= 1 }
+            }
+            return idx
+        }()
+        l.emitCustom("\(l.where_()) pad \(mode)", slots: [s, dst]) { m in
+            let x = m[0].dataPointer.assumingMemoryBound(to: Float.self)
+            let y = m[1].dataPointer.assumingMemoryBound(to: Float.self)
+            for i in 0..<total { let k = index[i]; y[i] = k < 0 ? value : x[k] }
+        }
+        l.note("Swift kernel (pad \(mode))")
+        l.define(node.outputs[0], .slot(dst))
+    }
+
+    /// Tile, Expand and Gather as index maps computed at plan time, applied by a Swift loop.
+    static func gatherKernel(_ node: Node, _ l: Lowering, name: String) throws(GraphError) {
+        let s = try l.plain(try l.slot(node.inputs[0]))
+        let shape = l.slots[s].shape
+        // Evaluate the operation on the element indices themselves: the result says which
+        // source element each output element copies.
+        let ids = Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map(Double.init), elementType: .i64)
+        let others = node.inputs.dropFirst().map { $0.isEmpty ? nil : l.constant($0) }
+        guard node.inputs.dropFirst().allSatisfy({ $0.isEmpty || l.isConstant($0) }) else {
+            throw l.fail(.unsupportedAttribute, "\(name) needs constant \(name == "Gather" ? "indices" : "repeats/shape")")
+        }
+        let mapped: Tensor
+        do {
+            mapped = try ConstantEvaluation.evaluators[name]!(node, [ids] + others, 0)[0]
+        } catch let e as GraphError { throw e } catch { throw l.fail(.runtime, "\(error)") }
+        let index = mapped.intValues()
+        let dst = l.newSlot(node.outputs[0], shape: mapped.shape, try l.descriptor(dims: mapped.shape, .f32))
+        l.emitCustom("\(l.where_()) \(name)", slots: [s, dst]) { m in
+            let x = m[0].dataPointer.assumingMemoryBound(to: Float.self)
+            let y = m[1].dataPointer.assumingMemoryBound(to: Float.self)
+            for i in 0..<index.count { y[i] = x[index[i]] }
+        }
+        l.note("Swift kernel (\(name))")
+        l.define(node.outputs[0], .slot(dst))
+    }
+}

@@ -1,0 +1,159 @@
+import DNNL
+import Foundation
+
+/// Options of an inference session.
+public struct SessionOptions: Sendable {
+    /// OpenMP threads for the primitives (set on the thread that runs each call).
+    public var threads: Int
+    /// Run the FP32 graph optimizations (BatchNorm folding, activation and post-op fusion).
+    public var optimize: Bool
+
+    public init(threads: Int = 1, optimize: Bool = true) {
+        self.threads = threads
+        self.optimize = optimize
+    }
+}
+
+/// Runs a model on oneDNN.
+///
+/// At creation the graph is checked (every operator supported) and optimized. The first `run`
+/// with a set of input shapes compiles a plan for them: shapes are inferred, shape arithmetic
+/// is folded, oneDNN primitives are created with layouts they choose, weights are reordered
+/// once and buffers are assigned; later runs with the same shapes reuse it, and new shapes
+/// (another batch size or text-line width) get a plan of their own.
+///
+/// `Sendable`: `run` takes a lock, so a session may be shared between threads and tasks; calls
+/// run one at a time, on whichever thread calls (oneDNN primitives use the user scratchpad
+/// mode, so they hold no per-thread state). Several sessions may run at once.
+public final class InferenceSession: @unchecked Sendable {
+    public let model: Model
+    public let options: SessionOptions
+    /// The graph after optimization passes.
+    public let graph: Graph
+    /// What each optimization pass did.
+    public let passReports: [PassReport]
+    private let stream: DNNL.Stream
+    private let lock = NSLock()
+    private var plans: [[Int]: Plan] = [:]
+    private var planOrder: [[Int]] = []
+    private static let maxPlans = 8
+
+    /// - Throws: `GraphError.unsupportedOperator` naming the first node this library cannot
+    ///   run (name, op type, opset), or `.runtime` when oneDNN is unusable.
+    public init(model: Model, options: SessionOptions = .init()) throws(GraphError) {
+        self.model = model
+        self.options = options
+        for node in model.graph.nodes where !KernelRegistry.supports(node) {
+            let domain = node.domain.isEmpty ? "" : " in domain '\(node.domain)'"
+            throw GraphError(.unsupportedOperator,
+                             "\(model.source): node \(node.label): operator \(node.opType)\(domain) (opset \(model.opsetVersion)) is not supported")
+        }
+        var g = model.graph
+        var reports: [PassReport] = []
+        if options.optimize {
+            for pass in FP32Passes.all { reports.append(try pass.apply(&g)) }
+        }
+        graph = g
+        passReports = reports
+        do { stream = try DNNL.Stream() } catch { throw GraphError(.runtime, "\(error)") }
+    }
+
+    /// Runs the model.
+    /// - Parameter feeds: one tensor per graph input, by name; f32 unless the model declares
+    ///   another element type. Shapes must match the declared rank and fixed dims.
+    /// - Returns: every graph output by name, in row-major layout.
+    /// - Throws: `GraphError.badInput` naming the input and what is wrong, or an error from
+    ///   compiling a plan for new shapes.
+    public func run(_ feeds: [String: Tensor]) throws(GraphError) -> [String: Tensor] {
+        try validate(feeds)
+        lock.lock()
+        defer { lock.unlock() }
+        Platform.setThreadCount(options.threads)
+        let plan = try plan(for: feeds)
+        return try plan.run(feeds, stream: stream)
+    }
+
+    /// The plan for these input shapes (compiled and cached on first use).
+    func plan(for feeds: [String: Tensor]) throws(GraphError) -> Plan {
+        let key = graph.inputs.flatMap { (feeds[$0.name]?.shape ?? []) + [-1] }
+        if let p = plans[key] { return p }
+        let p = try compile(shapes: Dictionary(uniqueKeysWithValues: graph.inputs.map { ($0.name, feeds[$0.name]!) }))
+        plans[key] = p
+        planOrder.append(key)
+        if planOrder.count > Self.maxPlans { plans[planOrder.removeFirst()] = nil }
+        return p
+    }
+
+    /// Compiles a plan for the shapes (and element types) of `inputs`.
+    func compile(shapes inputs: [String: Tensor]) throws(GraphError) -> Plan {
+        let l = Lowering(graph: graph, opset: model.opsetVersion, engine: .cpu)
+        for (name, t) in graph.initializers { l.define(name, .constant(t)) }
+        var inputSlots: [String: Int] = [:]
+        for info in graph.inputs {
+            let t = inputs[info.name]!
+            let dt: DataType = switch t.elementType {
+            case .u8: .u8
+            case .s8: .s8
+            case .s32: .s32
+            default: .f32
+            }
+            let s = l.newSlot(info.name, shape: t.shape, try l.descriptor(dims: t.shape, dt))
+            l.graphInputSlots.insert(s)
+            inputSlots[info.name] = s
+            l.define(info.name, .slot(s))
+        }
+        for node in graph.nodes where !l.absorbed.contains(node.name) {
+            l.node = node
+            try KernelRegistry.lower(node, l, opset: model.opsetVersion)
+        }
+        l.node = nil
+        var outputs: [(String, LoweredValue)] = []
+        for o in graph.outputs {
+            var v = try l.value(o.name)
+            if case .slot(let s) = v {
+                var p = try l.plain(s)
+                if l.isGraphInput(p) || l.slots[p].persistent {
+                    // An output that is an input or a constant buffer: copy it out.
+                    let c = l.newSlot(o.name, shape: l.slots[p].shape, l.descriptor(p))
+                    try l.reorder(from: p, to: c)
+                    p = c
+                }
+                v = .slot(p)
+            }
+            outputs.append((o.name, v))
+        }
+        return try Plan(l, inputs: inputSlots, outputs: outputs, stream: stream)
+    }
+
+    private func validate(_ feeds: [String: Tensor]) throws(GraphError) {
+        let names = Set(graph.inputs.map(\.name))
+        for name in feeds.keys where !names.contains(name) {
+            throw GraphError(.badInput, "\(model.source): '\(name)' is not an input of the model (inputs: \(graph.inputs.map(\.name).joined(separator: ", ")))")
+        }
+        for info in graph.inputs {
+            guard let t = feeds[info.name] else {
+                throw GraphError(.badInput, "\(model.source): input '\(info.name)' is missing")
+            }
+            let expected = info.elementType ?? .f32
+            guard t.elementType == expected || (expected == .i64 && false) else {
+                throw GraphError(.badInput, "\(model.source): input '\(info.name)' is \(t.elementType), the model declares \(expected)")
+            }
+            guard t.elementType != .i64 else {
+                throw GraphError(.badInput, "\(model.source): input '\(info.name)': run-time i64 inputs are not supported")
+            }
+            if let shape = info.shape {
+                guard shape.count == t.shape.count else {
+                    throw GraphError(.badInput, "\(model.source): input '\(info.name)' has rank \(t.shape.count) (shape \(t.shape)), the model declares rank \(shape.count) \(shape)")
+                }
+                for (i, (d, v)) in zip(shape, t.shape).enumerated() {
+                    if let f = d.value, f != v {
+                        throw GraphError(.badInput, "\(model.source): input '\(info.name)' dim \(i) is \(v), the model declares \(f) (shape \(shape))")
+                    }
+                }
+            }
+            guard t.count > 0 else {
+                throw GraphError(.badInput, "\(model.source): input '\(info.name)' is empty (shape \(t.shape))")
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+import DNNL
+
+/// A graph value while a plan is built: known now (a constant, folded at plan time), or
+/// computed at run time into a slot.
+enum LoweredValue {
+    case constant(Tensor)
+    case slot(Int)
+}
+
+/// A run-time buffer of the plan: a logical shape and the oneDNN memory descriptor (layout)
+/// it is stored in. Slots that are views of another slot's buffer (reshape, in-place sum)
+/// name their root in `aliasOf`.
+struct Slot {
+    var name: String
+    /// Logical ONNX shape (`[]` for a scalar).
+    var shape: [Int]
+    /// Element type and layout (rank >= 1; a scalar is stored as `[1]`).
+    var descriptor: MemoryDescriptor
+    /// The slot whose buffer this one views (always a root, never an alias itself).
+    var aliasOf: Int?
+    /// Weights and other constants: filled once by `fill`, never reused.
+    var persistent = false
+    var fill: ((Memory, DNNL.Stream) throws -> Void)?
+}
+
+/// One step of a plan before buffers exist: a oneDNN primitive with its arguments by slot, or
+/// a Swift kernel over plain slots.
+enum PendingStep {
+    case primitive(Primitive, [(ExecArg, Int)], label: String)
+    case custom(label: String, slots: [Int], run: ([Memory]) throws -> Void)
+
+    var slots: [Int] {
+        switch self {
+        case .primitive(_, let args, _): args.map(\.1)
+        case .custom(_, let slots, _): slots
+        }
+    }
+}
+
+/// Builds a plan: walks the nodes in order, folds what is constant, and turns the rest into
+/// oneDNN primitives (kernels in `Kernels/`) over slots whose shapes are inferred from the
+/// actual input shapes.
+final class Lowering {
+    let engine: Engine
+    let graph: Graph
+    private(set) var slots: [Slot] = []
+    private(set) var steps: [PendingStep] = []
+    private(set) var values: [String: LoweredValue] = [:]
+    /// Plain (row-major) copies of slots, made once per slot.
+    private var plainCopies: [Int: Int] = [:]
+    /// Persistent slots made from constants, by value name and descriptor.
+    private var constantSlots: [String: Int] = [:]
+    /// The node being lowered, for error messages.
+    var node: Node?
+    /// Nodes fused away by a kernel that looked ahead (their outputs are defined already).
+    var absorbed: Set<String> = []
+    /// Slots of the graph inputs (filled by the caller, never written in place).
+    var graphInputSlots: Set<Int> = []
+    /// What happened to each node: `"Conv 'c1'": "brgconv:avx512_core (f32)"`, for inspect.
+    var notes: [(node: String, note: String)] = []
+
+    /// The model's default-domain opset (operator semantics change between versions).
+    let opset: Int
+
+    init(graph: Graph, opset: Int, engine: Engine) {
+        self.engine = engine
+        self.graph = graph
+        self.opset = opset
+    }
+
+    // MARK: values
+
+    func define(_ name: String, _ value: LoweredValue) { values[name] = value }
+
+    func value(_ name: String) throws(GraphError) -> LoweredValue {
+        guard let v = values[name] else {
+            throw GraphError(.runtime, "\(where_()): value '\(name)' is not available")
+        }
+        return v
+    }
+
+    /// The constant tensor of a value, or nil when it is computed at run time.
+    func constant(_ name: String?) -> Tensor? {
+        guard let name, case .constant(let t)? = values[name] else { return nil }
+        return t
+    }
+
+    func isConstant(_ name: String) -> Bool { constant(name) != nil }
+
+    /// The logical shape of a value.
+    func shape(_ name: String) throws(GraphError) -> [Int] {
+        switch try value(name) {
+        case .constant(let t): t.shape
+        case .slot(let s): slots[s].shape
+        }
+    }
+
+    /// The slot of a run-time value; a constant is materialized as a persistent f32 plain slot.
+    func slot(_ name: String) throws(GraphError) -> Int {
+        switch try value(name) {
+        case .slot(let s): return s
+        case .constant(let t): return try constantSlot(name, t)
+        }
+    }
+
+    /// A persistent plain slot holding a constant tensor (converted to f32 unless u8/s8/s32).
+    func constantSlot(_ name: String, _ t: Tensor) throws(GraphError) -> Int {
+        if let s = constantSlots[name] { return s }
+        let dataType: DataType = switch t.elementType {
+        case .u8: .u8
+        case .s8: .s8
+        case .s32: .s32
+        default: .f32
+        }
+        let md = try descriptor(dims: t.shape, dataType)
+        let floats = t.elementType == .f32 || dataType != .f32 ? nil : t.floatValues()
+        let s = addSlot(Slot(name: name, shape: t.shape, descriptor: md, persistent: true,
+                             fill: { m, _ in
+            if let floats { m.write(floats) } else {
+                t.withUnsafeBytes { m.dataPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            }
+        }))
+        constantSlots[name] = s
+        return s
+    }
+
+    // MARK: slots
+
+    func addSlot(_ slot: Slot) -> Int {
+        slots.append(slot)
+        return slots.count - 1
+    }
+
+    /// A new slot of `shape` stored as `descriptor`.
+    func newSlot(_ name: String, shape: [Int], _ descriptor: MemoryDescriptor) -> Int {
+        addSlot(Slot(name: name, shape: shape, descriptor: descriptor))
+    }
+
+    /// A view of `source`'s buffer with another shape/descriptor (same bytes).
+    func alias(of source: Int, name: String, shape: [Int], _ descriptor: MemoryDescriptor) -> Int {
+        let root = slots[source].aliasOf ?? source
+        return addSlot(Slot(name: name, shape: shape, descriptor: descriptor, aliasOf: root,
+                            persistent: slots[root].persistent))
+    }
+
+    func descriptor(_ slot: Int) -> MemoryDescriptor { slots[slot].descriptor }
+
+    func isGraphInput(_ slot: Int) -> Bool { graphInputSlots.contains(slots[slot].aliasOf ?? slot) }
+
+    /// The plain row-major f32-or-same-type descriptor of a logical shape.
+    func descriptor(dims shape: [Int], _ dataType: DataType) throws(GraphError) -> MemoryDescriptor {
+        try wrap { () throws(DNNLError) in
+            try MemoryDescriptor(dims: shape.isEmpty ? [1] : shape, dataType: dataType)
+        }
+    }
+
+    /// A plain row-major version of a slot (a reorder step when its layout is blocked).
+    func plain(_ slot: Int) throws(GraphError) -> Int {
+        if slots[slot].descriptor.isPlainRowMajor { return slot }
+        if let p = plainCopies[slot] { return p }
+        let md = try descriptor(dims: slots[slot].shape, slots[slot].descriptor.dataType)
+        let p = newSlot(slots[slot].name + ".plain", shape: slots[slot].shape, md)
+        try reorder(from: slot, to: p)
+        plainCopies[slot] = p
+        return p
+    }
+
+    /// Emits a reorder between two slots of the same logical dims.
+    func reorder(from src: Int, to dst: Int, attributes: PrimitiveAttributes? = nil,
+                 label: String? = nil) throws(GraphError) {
+        let pd = try wrap { () throws(DNNLError) in
+            try PrimitiveDescriptor.reorder(src: slots[src].descriptor, dst: slots[dst].descriptor,
+                                            attributes: attributes, engine: engine)
+        }
+        try emit(pd, [(.src, src), (.dst, dst)], label: label ?? "reorder \(slots[src].name)")
+    }
+
+    // MARK: steps
+
+    func emit(_ pd: PrimitiveDescriptor, _ args: [(ExecArg, Int)], label: String) throws(GraphError) {
+        let p = try wrap { () throws(DNNLError) in try pd.makePrimitive() }
+        steps.append(.primitive(p, args, label: label))
+    }
+
+    /// A Swift kernel over slots (plain layouts), run in plan order.
+    func emitCustom(_ label: String, slots: [Int], run: @escaping ([Memory]) throws -> Void) {
+        steps.append(.custom(label: label, slots: slots, run: run))
+    }
+
+    func note(_ text: String) {
+        if let node { notes.append((node.label, text)) }
+    }
+
+    // MARK: errors
+
+    func where_() -> String { node.map { "node \($0.label)" } ?? "plan" }
+
+    /// Runs a oneDNN call, turning its error into a `GraphError` naming the node.
+    func wrap<R>(_ body: () throws(DNNLError) -> R) throws(GraphError) -> R {
+        do { return try body() } catch {
+            throw GraphError(.runtime, "\(where_()): \(error)")
+        }
+    }
+
+    func fail(_ kind: GraphError.Kind, _ message: String) -> GraphError {
+        GraphError(kind, "\(where_()): \(message)")
+    }
+}

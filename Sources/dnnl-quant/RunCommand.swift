@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import Quantization
+
+/// An error of the command line: a message naming the file or flag at fault.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+/// `NAME=FILE.npy` pairs (or a bare `FILE.npy` for a single-input model).
+func loadInputs(_ specs: [String], model: Model) throws -> [String: Tensor] {
+    var feeds: [String: Tensor] = [:]
+    for spec in specs {
+        let name: String, path: String
+        if let eq = spec.firstIndex(of: "="), !spec.hasPrefix("/") || spec[..<eq].contains("/") == false {
+            name = String(spec[..<eq]); path = String(spec[spec.index(after: eq)...])
+        } else {
+            guard model.inputs.count == 1 else {
+                throw CLIError("--input \(spec): name the input (NAME=FILE.npy); the model has inputs \(model.inputs.map(\.name).joined(separator: ", "))")
+            }
+            name = model.inputs[0].name; path = spec
+        }
+        guard model.inputs.contains(where: { $0.name == name }) else {
+            throw CLIError("--input \(spec): '\(name)' is not an input of \(model.source) (inputs: \(model.inputs.map(\.name).joined(separator: ", ")))")
+        }
+        do { feeds[name] = try Tensor(contentsOfNPY: URL(fileURLWithPath: path)) } catch {
+            throw CLIError("--input \(spec): \(error)")
+        }
+    }
+    return feeds
+}
+
+/// The file name of an output: every character outside `[A-Za-z0-9._-]` becomes `_`.
+func outputFileName(_ name: String) -> String {
+    String(name.map { c in (c.isASCII && (c.isLetter || c.isNumber || c == "." || c == "_" || c == "-")) ? c : "_" }) + ".npy"
+}
+
+/// `dnnl-quant run MODEL.onnx --input NAME=FILE.npy ... --output-dir DIR [--threads N]`
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a model on inputs from .npy files and write every output as DIR/NAME.npy.",
+        discussion: "The leading dimension of each input file is the batch; the whole batch runs in one call.")
+
+    @Argument(help: "The ONNX model (FP32 or QDQ).") var model: String
+    @Option(name: .long, help: "An input: NAME=FILE.npy (FILE.npy alone for a single-input model).")
+    var input: [String] = []
+    @Option(name: .customLong("output-dir"), help: "Folder for the outputs (created if missing).")
+    var outputDir: String
+    @Option(name: .long, help: "OpenMP threads.") var threads: Int = 1
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        guard !input.isEmpty else { throw ValidationError("give at least one --input NAME=FILE.npy") }
+    }
+
+    func run() throws {
+        let m = try Model(contentsOf: URL(fileURLWithPath: model))
+        let feeds = try loadInputs(input, model: m)
+        let session = try InferenceSession(model: m, options: .init(threads: threads))
+        let outputs = try session.run(feeds)
+        let dir = URL(fileURLWithPath: outputDir)
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw CLIError("--output-dir \(outputDir): cannot create it (\(error.localizedDescription))")
+        }
+        for o in m.outputs {
+            guard let t = outputs[o.name] else { continue }
+            let url = dir.appendingPathComponent(outputFileName(o.name))
+            try t.writeNPY(to: url)
+            print("\(o.name): \(t.elementType) \(t.shape) -> \(url.path)")
+        }
+    }
+}
