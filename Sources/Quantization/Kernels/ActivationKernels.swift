@@ -6,7 +6,7 @@ import Foundation
 enum ActivationKernels {
     static func register(_ r: inout [String: LowerFunction]) {
         for op in ["Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "Elu", "Softplus", "Exp", "Abs",
-                   "Sqrt", "Log", "Neg", "Gelu", "HardSigmoid", "Clip"] {
+                   "Sqrt", "Log", "Neg", "Gelu", "HardSigmoid", "Clip", "Swish"] {
             r[op] = activation
         }
         r["Erf"] = erf

@@ -39,6 +39,14 @@ enum ConvolutionKernels {
     }
 
     static func convolution(_ node: Node, _ l: Lowering, transposed: Bool) throws {
+        let chain = PostOpChain(node)
+        try l.lowerFused(node, chain: chain) { chain, out in
+            try convolution(node, l, transposed: transposed, chain: chain, output: out)
+        }
+    }
+
+    static func convolution(_ node: Node, _ l: Lowering, transposed: Bool, chain: PostOpChain,
+                            output: String) throws {
         guard let w = l.constant(node.input(1)) else {
             throw l.fail(.unsupportedAttribute, "weights '\(node.inputs[1])' must be constant")
         }
@@ -82,6 +90,7 @@ enum ConvolutionKernels {
         }
         let n = xShape[0]
         let outShape = [n, oc] + outSpatial
+        try l.checkResidual(chain.hasSum ? node.input(3) : nil, elementCount: outShape.reduce(1, *), shape: outShape)
         // oneDNN weights: [G, OC/G, IC/G, k...] with groups, else [OC, IC, k...].
         let wValues = w.floatValues()
         let kCount = kernel.reduce(1, *)
@@ -95,15 +104,13 @@ enum ConvolutionKernels {
             }}}}
         }
         let wDims = groups > 1 ? [groups, ocg, icg] + kernel : [oc, icg] + kernel
-        let residual = node.opType.hasPrefix("Fused") ? node.input(3) : nil
-        let acts = node.opType.hasPrefix("Fused") ? Activation.decode(node) : []
+        let residual = chain.hasSum ? node.input(3) : nil
 
         let pd = try l.wrap { () throws(DNNLError) in
             let attr = try PrimitiveAttributes()
-            if residual != nil || !acts.isEmpty {
+            if !chain.isEmpty {
                 let po = try PostOps()
-                if residual != nil { try po.appendSum() }
-                for a in acts { try po.appendEltwise(a.algorithm, alpha: a.alpha, beta: a.beta) }
+                try chain.append(to: po)
                 try attr.setPostOps(po)
             }
             let src = try MemoryDescriptor(dims: xShape, dataType: .f32, tag: .any)
@@ -132,22 +139,13 @@ enum ConvolutionKernels {
         if let residual {
             // Sum post-op: the result is added to the residual in its own buffer.
             let r = try l.slot(residual)
-            guard l.slots[r].shape == outShape else {
-                throw l.fail(.shapeMismatch, "residual \(l.slots[r].shape) differs from the output \(outShape)")
-            }
-            let owned = l.slots[r].aliasOf == nil && !l.slots[r].persistent && !l.isGraphInput(r)
-            if owned && l.descriptor(r) == pd.dst {
-                dst = l.alias(of: r, name: node.outputs[0], shape: outShape, pd.dst)
-            } else {
-                dst = l.newSlot(node.outputs[0], shape: outShape, pd.dst)
-                try l.reorder(from: r, to: dst, label: "\(l.where_()) residual copy")
-            }
+            dst = try l.sumDestination(residual: r, chain: chain, name: output, shape: outShape, pd.dst)
         } else {
-            dst = l.newSlot(node.outputs[0], shape: outShape, pd.dst)
+            dst = l.newSlot(output, shape: outShape, pd.dst)
         }
         args.append((.dst, dst))
         try l.emit(pd, args, label: "\(l.where_()) \(transposed ? "deconvolution" : "convolution")")
-        l.note("\(pd.implementation) (f32)\(residual != nil ? " +sum" : "")\(acts.isEmpty ? "" : " +" + acts.map { "\($0.algorithm)" }.joined(separator: "+"))")
-        l.define(node.outputs[0], .slot(dst))
+        l.note("\(pd.implementation) (f32)\(chain.summary)")
+        l.define(output, .slot(dst))
     }
 }

@@ -2,10 +2,10 @@ import DNNL
 
 /// The library's own fused operators (domain `dnnl`), written by the fusion passes and run by
 /// the kernels, in the style of onnxruntime's `com.microsoft` FusedConv:
-/// - `FusedConv`, `FusedConvTranspose`, `FusedMatMul`, `FusedGemm`: the ONNX op's inputs, then
-///   optionally a residual `Z` (input index 3 for Conv/Gemm, 2 for MatMul) added to the result,
-///   then `activations` (strings) applied in order with `activation_params` (alpha, beta per
-///   activation). oneDNN post-ops: sum, then eltwise.
+/// - `FusedConv`, `FusedConvTranspose`, `FusedMatMul`, `FusedGemm`: the ONNX op's three inputs
+///   (`X, W, B` / `A, B, C`; MatMul's third is a bias), then optionally a residual `Z` (input 3),
+///   with a `PostOpChain` in attributes: oneDNN sum and eltwise post-ops.
+/// - `Swish`: `x * sigmoid(alpha x)`.
 enum FusedOps {
     static let domain = "dnnl"
 }
@@ -25,6 +25,7 @@ struct Activation: Equatable {
         case "Sigmoid": return [Activation(algorithm: .logistic)]
         case "Tanh": return [Activation(algorithm: .tanh)]
         case "HardSwish": return [Activation(algorithm: .hardswish)]
+        case "Swish": return [Activation(algorithm: .swish, alpha: node.float("alpha") ?? 1)]
         case "Elu": return [Activation(algorithm: .elu, alpha: node.float("alpha") ?? 1)]
         case "Softplus": return [Activation(algorithm: .softRelu)]
         case "Exp": return [Activation(algorithm: .exp)]
@@ -47,24 +48,124 @@ struct Activation: Equatable {
         }
     }
 
-    /// Encodes activations as a fused node's attributes.
-    static func attributes(_ acts: [Activation]) -> [String: AttributeValue] {
-        ["activations": .strings(acts.map { "\($0.algorithm)" }),
-         "activation_params": .floats(acts.flatMap { [$0.alpha, $0.beta] })]
+}
+
+/// The post-ops of a fused node, in order: eltwise functions and at most one sum of the
+/// residual input `Z` (input 3). Stored as node attributes `post_ops` (names; `"sum"` for the
+/// sum) and `post_op_params` (alpha, beta per entry); `sum_inplace` = 1 when `Z` has no other
+/// reader, so the result may be written into its buffer.
+struct PostOpChain: Equatable {
+    enum Op: Equatable {
+        case sum
+        case eltwise(Activation)
     }
 
-    /// Decodes a fused node's activations.
-    static func decode(_ node: Node) -> [Activation] {
-        let names = node.strings("activations") ?? []
-        let params = node.floats("activation_params") ?? []
-        let all: [EltwiseAlgorithm] = [.relu, .tanh, .elu, .square, .abs, .sqrt, .linear, .boundedRelu,
-                                       .softRelu, .logistic, .exp, .geluTanh, .swish, .log, .clip, .clipV2,
-                                       .pow, .geluErf, .round, .logsigmoid, .mish, .hardswish]
-        return names.enumerated().compactMap { i, n in
-            all.first { "\($0)" == n }.map {
-                Activation(algorithm: $0, alpha: params.count > 2 * i ? params[2 * i] : 0,
-                           beta: params.count > 2 * i + 1 ? params[2 * i + 1] : 0)
+    var ops: [Op] = []
+    var sumInPlace = false
+
+    var hasSum: Bool { ops.contains(.sum) }
+    var isEmpty: Bool { ops.isEmpty }
+
+    static let algorithms: [EltwiseAlgorithm] = [
+        .relu, .tanh, .elu, .square, .abs, .sqrt, .linear, .boundedRelu, .softRelu, .logistic, .exp,
+        .geluTanh, .swish, .log, .clip, .clipV2, .pow, .geluErf, .round, .logsigmoid, .mish, .hardswish]
+
+    var attributes: [String: AttributeValue] {
+        var names: [String] = [], params: [Float] = []
+        for op in ops {
+            switch op {
+            case .sum: names.append("sum"); params += [1, 0]
+            case .eltwise(let a): names.append("\(a.algorithm)"); params += [a.alpha, a.beta]
             }
         }
+        return ["post_ops": .strings(names), "post_op_params": .floats(params), "sum_inplace": .int(sumInPlace ? 1 : 0)]
+    }
+
+    init(ops: [Op] = [], sumInPlace: Bool = false) {
+        self.ops = ops
+        self.sumInPlace = sumInPlace
+    }
+
+    /// Decodes a fused node's chain (empty for plain ONNX ops).
+    init(_ node: Node) {
+        let names = node.strings("post_ops") ?? []
+        let params = node.floats("post_op_params") ?? []
+        sumInPlace = node.int("sum_inplace") == 1
+        for (i, n) in names.enumerated() {
+            if n == "sum" { ops.append(.sum); continue }
+            guard let alg = Self.algorithms.first(where: { "\($0)" == n }) else { continue }
+            ops.append(.eltwise(Activation(algorithm: alg, alpha: params.count > 2 * i ? params[2 * i] : 0,
+                                           beta: params.count > 2 * i + 1 ? params[2 * i + 1] : 0)))
+        }
+    }
+
+    /// Appends the chain to oneDNN post-ops.
+    func append(to po: PostOps) throws(DNNLError) {
+        for op in ops {
+            switch op {
+            case .sum: try po.appendSum()
+            case .eltwise(let a): try po.appendEltwise(a.algorithm, alpha: a.alpha, beta: a.beta)
+            }
+        }
+    }
+
+    /// `"+sum+relu"`, for notes.
+    var summary: String {
+        ops.map { op -> String in
+            switch op {
+            case .sum: "+sum"
+            case .eltwise(let a): "+\(a.algorithm)"
+            }
+        }.joined()
+    }
+}
+
+extension Lowering {
+    /// Lowers a fused node. When its residual `Z` cannot be summed by oneDNN (its shape differs
+    /// from the result: broadcasting), the chain is split: the op with the post-ops before the
+    /// sum, a binary Add, then the remaining eltwise functions.
+    func lowerFused(_ node: Node, chain: PostOpChain,
+                    _ body: (PostOpChain, String) throws -> Void) throws {
+        do {
+            try body(chain, node.outputs[0])
+            return
+        } catch is ResidualShapeMismatch {}
+        guard let sumIndex = chain.ops.firstIndex(of: .sum), let z = node.input(3) else { return }
+        let out = node.outputs[0]
+        let pre = out + ".before_sum"
+        try body(PostOpChain(ops: Array(chain.ops[..<sumIndex])), pre)
+        let rest = chain.ops[(sumIndex + 1)...].compactMap { op -> Activation? in
+            if case .eltwise(let a) = op { return a } else { return nil }
+        }
+        let added = rest.isEmpty ? out : out + ".sum"
+        try BinaryKernels.binary(Node(name: node.name + ".sum", opType: "Add", inputs: [pre, z], outputs: [added]), self)
+        if !rest.isEmpty {
+            define(out, .slot(try ActivationKernels.apply(rest, to: try slot(added), name: out, self)))
+        }
+        note("residual \(z) broadcast: binary add after the primitive")
+    }
+
+    /// Thrown by a kernel, before it emits anything, when its residual's shape differs from
+    /// its result's.
+    struct ResidualShapeMismatch: Error {}
+
+    /// Checks a residual's shape against the result's (see `lowerFused`).
+    func checkResidual(_ z: String?, elementCount: Int, shape outShape: [Int]) throws {
+        guard let z else { return }
+        let s = try shape(z)
+        if s != outShape && !(s.reduce(1, *) == elementCount && outShape.count != s.count) { throw ResidualShapeMismatch() }
+    }
+
+    /// The destination of a primitive with a sum post-op: the residual's own buffer when the
+    /// chain allows it in place and the layouts agree, else a copy of the residual.
+    func sumDestination(residual r: Int, chain: PostOpChain, name: String, shape: [Int],
+                        _ descriptor: MemoryDescriptor) throws(GraphError) -> Int {
+        let owned = chain.sumInPlace && slots[r].aliasOf == nil && !slots[r].persistent && !isGraphInput(r)
+        if owned && slots[r].descriptor == descriptor {
+            return alias(of: r, name: name, shape: shape, descriptor)
+        }
+        let dst = newSlot(name, shape: shape, descriptor)
+        try reorder(from: r, to: dst, label: "\(where_()) residual copy")
+        return dst
     }
 }

@@ -21,10 +21,18 @@ enum MatMulKernels {
         var bShape: [Int]
         var bias: Tensor?
         var z: String?
-        var activations: [Activation]
+        var chain: PostOpChain
     }
 
     static func matmul(_ node: Node, _ l: Lowering) throws {
+        try l.lowerFused(node, chain: PostOpChain(node)) { chain, out in try matmul(node, l, chain: chain, output: out) }
+    }
+
+    static func gemm(_ node: Node, _ l: Lowering) throws {
+        try l.lowerFused(node, chain: PostOpChain(node)) { chain, out in try gemm(node, l, chain: chain, output: out) }
+    }
+
+    static func matmul(_ node: Node, _ l: Lowering, chain: PostOpChain, output: String) throws {
         var aShape = try l.shape(node.inputs[0]), bShape = try l.shape(node.inputs[1])
         let squeezeA = aShape.count == 1, squeezeB = bShape.count == 1
         if squeezeA { aShape = [1] + aShape }
@@ -34,16 +42,16 @@ enum MatMulKernels {
         }
         let fused = node.opType == "FusedMatMul"
         var ops = Operands(a: node.inputs[0], aShape: aShape, constantB: nil, b: node.inputs[1], bShape: bShape,
-                           bias: fused ? l.constant(node.input(2)) : nil, z: fused ? node.input(3) : nil,
-                           activations: fused ? Activation.decode(node) : [])
+                           bias: fused ? l.constant(node.input(2)) : nil, z: chain.hasSum ? node.input(3) : nil,
+                           chain: chain)
         if let bt = l.constant(node.inputs[1]), bShape.count == 2 { ops.constantB = bt.floatValues() }
-        var outShape = try emit(ops, node: node, l)
+        var outShape = try emit(ops, output: output, l)
         if squeezeA { outShape.remove(at: outShape.count - 2) }
         if squeezeB { outShape.removeLast() }
-        try l.reshapeOutput(node.outputs[0], to: outShape)
+        try l.reshapeOutput(output, to: outShape)
     }
 
-    static func gemm(_ node: Node, _ l: Lowering) throws {
+    static func gemm(_ node: Node, _ l: Lowering, chain: PostOpChain, output: String) throws {
         var aShape = try l.shape(node.inputs[0])
         let alpha = node.float("alpha") ?? 1, beta = node.float("beta") ?? 1
         guard let bt = l.constant(node.input(1)), bt.shape.count == 2 else {
@@ -70,15 +78,14 @@ enum MatMulKernels {
         } else if node.input(2) != nil {
             throw l.fail(.unsupportedAttribute, "Gemm needs a constant C")
         }
-        let fused = node.opType == "FusedGemm"
         let ops = Operands(a: a, aShape: aShape, constantB: b, b: node.inputs[1], bShape: [k, n], bias: bias,
-                           z: fused ? node.input(3) : nil, activations: fused ? Activation.decode(node) : [])
-        let out = try emit(ops, node: node, l)
-        try l.reshapeOutput(node.outputs[0], to: out)
+                           z: chain.hasSum ? node.input(3) : nil, chain: chain)
+        let out = try emit(ops, output: output, l)
+        try l.reshapeOutput(output, to: out)
     }
 
-    /// Emits the matmul; defines `node.outputs[0]` with the broadcast output shape, returned.
-    static func emit(_ o: Operands, node: Node, _ l: Lowering) throws(GraphError) -> [Int] {
+    /// Emits the matmul; defines `output` with the broadcast output shape, returned.
+    static func emit(_ o: Operands, output: String, _ l: Lowering) throws -> [Int] {
         let k = o.aShape.last!, n = o.bShape.last!
         var out: [Int]
         var srcDims: [Int], weiDims: [Int]
@@ -97,6 +104,7 @@ enum MatMulKernels {
             out = batch + [srcDims[r - 2], n]
         }
         let dstDims = o.constantB != nil ? [srcDims[0], n] : out
+        try l.checkResidual(o.z, elementCount: dstDims.reduce(1, *), shape: out)
         var biasDims: [Int]? = nil
         if let bias = o.bias {
             let padded = Broadcast.padded(bias.shape, to: dstDims.count)
@@ -105,13 +113,11 @@ enum MatMulKernels {
             }
             biasDims = padded
         }
-        let acts = o.activations
         let pd = try l.wrap { () throws(DNNLError) in
             let attr = try PrimitiveAttributes()
-            if o.z != nil || !acts.isEmpty {
+            if !o.chain.isEmpty {
                 let po = try PostOps()
-                if o.z != nil { try po.appendSum() }
-                for a in acts { try po.appendEltwise(a.algorithm, alpha: a.alpha, beta: a.beta) }
+                try o.chain.append(to: po)
                 try attr.setPostOps(po)
             }
             var biasMD: MemoryDescriptor? = nil
@@ -133,7 +139,7 @@ enum MatMulKernels {
         }
         var args: [(ExecArg, Int)] = [(.src, aView), (.weights, wSlot)]
         if let bias = o.bias, let biasDims {
-            args.append((.bias, try l.constantSlot(node.name + ".bias", bias.reshaped(biasDims))))
+            args.append((.bias, try l.constantSlot(output + ".bias", bias.reshaped(biasDims))))
         }
         let dst: Int
         if let z = o.z {
@@ -141,21 +147,15 @@ enum MatMulKernels {
             guard l.slots[r].shape.reduce(1, *) == dstDims.reduce(1, *) else {
                 throw l.fail(.shapeMismatch, "residual \(l.slots[r].shape) differs from the output \(out)")
             }
-            let owned = l.slots[r].aliasOf == nil && !l.slots[r].persistent && !l.isGraphInput(r)
-            if owned {
-                dst = l.alias(of: r, name: node.outputs[0], shape: dstDims, pd.dst)
-            } else {
-                dst = l.newSlot(node.outputs[0], shape: dstDims, pd.dst)
-                let view = l.alias(of: r, name: z + ".view", shape: dstDims, pd.dst)
-                try l.reorder(from: view, to: dst, label: "\(l.where_()) residual copy")
-            }
+            let view = l.slots[r].shape == dstDims ? r : l.alias(of: r, name: z + ".view", shape: dstDims, pd.dst)
+            dst = try l.sumDestination(residual: view, chain: o.chain, name: output, shape: dstDims, pd.dst)
         } else {
-            dst = l.newSlot(node.outputs[0], shape: dstDims, pd.dst)
+            dst = l.newSlot(output, shape: dstDims, pd.dst)
         }
         args.append((.dst, dst))
         try l.emit(pd, args, label: "\(l.where_()) matmul")
-        l.note("\(pd.implementation) matmul (f32)\(o.z != nil ? " +sum" : "")\(acts.isEmpty ? "" : " +" + acts.map { "\($0.algorithm)" }.joined(separator: "+"))")
-        l.define(node.outputs[0], .slot(dst))
+        l.note("\(pd.implementation) matmul (f32)\(o.chain.summary)")
+        l.define(output, .slot(dst))
         return out
     }
 }

@@ -21,5 +21,7 @@ public protocol GraphPass: Sendable {
 
 /// The FP32 optimizations, in order.
 enum FP32Passes {
-    static let all: [any GraphPass] = []
+    static let all: [any GraphPass] = [
+        ActivationPatternFusion(), LayerNormFusion(), ConvScaleShiftFolding(), PostOpFusion(),
+    ]
 }

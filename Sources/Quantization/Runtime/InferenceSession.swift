@@ -7,10 +7,15 @@ public struct SessionOptions: Sendable {
     public var threads: Int
     /// Run the FP32 graph optimizations (BatchNorm folding, activation and post-op fusion).
     public var optimize: Bool
+    /// Names of optimization passes to skip (also read from the environment variable
+    /// `DNNL_QUANT_DISABLE_PASSES`, comma separated), like onnxruntime's disabled optimizers.
+    public var disabledPasses: Set<String>
 
-    public init(threads: Int = 1, optimize: Bool = true) {
+    public init(threads: Int = 1, optimize: Bool = true, disabledPasses: Set<String> = []) {
         self.threads = threads
         self.optimize = optimize
+        let env = ProcessInfo.processInfo.environment["DNNL_QUANT_DISABLE_PASSES"] ?? ""
+        self.disabledPasses = disabledPasses.union(env.split(separator: ",").map(String.init))
     }
 }
 
@@ -51,7 +56,9 @@ public final class InferenceSession: @unchecked Sendable {
         var g = model.graph
         var reports: [PassReport] = []
         if options.optimize {
-            for pass in FP32Passes.all { reports.append(try pass.apply(&g)) }
+            for pass in FP32Passes.all where !options.disabledPasses.contains(pass.name) {
+                reports.append(try pass.apply(&g))
+            }
         }
         graph = g
         passReports = reports

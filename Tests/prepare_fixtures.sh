@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Prepares what RealModelTests need, outside the repository, and exits at once when it is done.
+#
+#   Tests/prepare_fixtures.sh            # idempotent: a second run is a no-op (stamp file)
+#   Tests/prepare_fixtures.sh --force    # redo everything
+#
+# 1. Debian packages make_data.py renders with (fonts, word list, ALSA clips), when missing.
+# 2. The Python packages of Models/requirements.txt, when an import check fails.
+# 3. The five real models (+ the v2 character list) by Models/fetch.py.
+# 4. A small test set by Models/make_data.py into $DNNL_QUANT_CACHE/testdata:
+#      lines/ (8, cls)  words_v4/ words_v2/ (8, rec)  pages/ (2, det)  speech/ (11, vad)
+#      scans/ (8, det)  words_v4_widths/ (v4 rec inputs of other widths: the first words
+#      cropped to their text, rounded up to a multiple of 8, and zero-padded to 480)
+# 5. onnxruntime's outputs for every sample (Models/reference_outputs.py --batch-dir):
+#      <set>_out/ (default optimisation) and <set>_out_noopt/ (--opt-level disable).
+# 6. testdata/prepared.stamp, holding a hash of this script and of the Models/ scripts it
+#    runs; when it matches (and the models are there) the script does nothing.
+#
+# Cache: $DNNL_QUANT_CACHE, default ~/.cache/swift-dnnl-quantization (as Models/fetch.py).
+set -euo pipefail
+SCRIPT="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+cd "$(dirname "$SCRIPT")/.."
+
+CACHE="${DNNL_QUANT_CACHE:-$HOME/.cache/swift-dnnl-quantization}"
+export DNNL_QUANT_CACHE="$CACHE"
+TD="$CACHE/testdata"
+STAMP="$TD/prepared.stamp"
+MODELS=(ppocr_cls ppocr_v4_det ppocr_v4_rec ppocr_v2_rec ppocr_keys_v1 silero_vad)
+PY="${PYTHON:-python3}"
+
+KEY=$(cat "$SCRIPT" Models/fetch.py Models/make_data.py Models/reference_outputs.py \
+          Models/models.json Models/requirements.txt | sha256sum | cut -d' ' -f1)
+
+# The cached path of each models.json entry (what Models/fetch.py writes), without fetching.
+declare -A MODEL_PATH
+while read -r name path; do MODEL_PATH[$name]=$path; done < <("$PY" -c '
+import json, os
+for e in json.load(open("Models/models.json"))["entries"]:
+    print(e["name"], os.path.join(os.environ["DNNL_QUANT_CACHE"], e["path"]))')
+model_path() { echo "${MODEL_PATH[$1]:?unknown model $1}"; }
+
+if [ "${1:-}" != "--force" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" ]; then
+  all_there=1
+  for m in "${MODELS[@]}"; do [ -f "$(model_path "$m")" ] || all_there=0; done
+  if [ "$all_there" = 1 ]; then
+    echo "prepare_fixtures: up to date ($TD)"
+    exit 0
+  fi
+fi
+start=$(date +%s)
+
+# 1. Debian packages.
+missing=()
+for p in fonts-dejavu-core fonts-liberation2 wamerican alsa-utils; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "prepare_fixtures: installing ${missing[*]} ..."
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 2. Python packages.
+if ! "$PY" -c "import numpy, PIL, onnx, onnxruntime" 2>/dev/null; then
+  echo "prepare_fixtures: installing Models/requirements.txt ..."
+  "$PY" -m pip install -q -r Models/requirements.txt \
+    || "$PY" -m pip install -q --break-system-packages -r Models/requirements.txt
+fi
+
+# 3. Models.
+"$PY" Models/fetch.py "${MODELS[@]}" >/dev/null
+
+# 4. Data, built in a fresh folder that replaces the old one only when complete.
+NEW="$TD.new"
+rm -rf "$NEW" "$TD.old"
+mkdir -p "$NEW"
+"$PY" Models/make_data.py lines words --count 8 --out "$NEW" >/dev/null
+"$PY" Models/make_data.py pages --count 2 --out "$NEW" >/dev/null
+"$PY" Models/make_data.py speech scans --out "$NEW" >/dev/null
+"$PY" - "$NEW" <<'EOF'
+# v4 recogniser inputs of other widths: crop each of the first two words to its text
+# (padding columns are exactly 0 after normalisation; no pixel value normalises to 0),
+# rounded up to a multiple of 8, and zero-pad the same word to 480.
+import os, sys
+import numpy as np
+root = sys.argv[1]
+src, dst = os.path.join(root, "words_v4"), os.path.join(root, "words_v4_widths")
+os.makedirs(dst)
+for name in sorted(f for f in os.listdir(src) if f.endswith(".npy"))[:2]:
+    x = np.load(os.path.join(src, name))
+    used = np.nonzero(np.abs(x[0]).sum(axis=(0, 1)))[0]
+    w = int(used[-1]) + 1 if used.size else 8
+    w = min(-(-w // 8) * 8, x.shape[3])
+    if w == x.shape[3]:
+        w = x.shape[3] // 2
+    stem = os.path.splitext(name)[0]
+    np.save(os.path.join(dst, f"{stem}_w{w:03d}.npy"), np.ascontiguousarray(x[..., :w]))
+    wide = np.zeros(x.shape[:3] + (480,), np.float32)
+    wide[..., :x.shape[3]] = x
+    np.save(os.path.join(dst, f"{stem}_w480.npy"), wide)
+EOF
+
+# 5. onnxruntime reference outputs.
+ref() {  # MODEL SET
+  local model; model=$(model_path "$1")
+  "$PY" Models/reference_outputs.py "$model" --batch-dir "$NEW/$2" --output-dir "$NEW/$2_out" >/dev/null
+  "$PY" Models/reference_outputs.py "$model" --batch-dir "$NEW/$2" --output-dir "$NEW/$2_out_noopt" \
+    --opt-level disable >/dev/null
+}
+ref ppocr_cls lines
+ref ppocr_v4_rec words_v4
+ref ppocr_v4_rec words_v4_widths
+ref ppocr_v2_rec words_v2
+ref ppocr_v4_det pages
+ref ppocr_v4_det scans
+ref silero_vad speech
+
+# 6. Swap in and stamp.
+if [ -d "$TD" ]; then mv "$TD" "$TD.old"; fi
+mv "$NEW" "$TD"
+rm -rf "$TD.old"
+echo "$KEY" > "$STAMP"
+echo "prepare_fixtures: test data in $TD ($(( $(date +%s) - start )) s)"
