@@ -29,7 +29,7 @@ enum OperatorFixture {
 /// on (the default), its runs in order (cases with a dynamic dim re-plan between runs).
 final class OperatorTests: XCTestCase {
     static let families = ["conv", "matmul", "binary", "pooling", "layout", "resize", "activation",
-                           "normalization", "rnn"]
+                           "normalization", "rnn", "chain"]
 
     func testConvolution() throws { try runFamily("conv") }
     func testGemmAndMatMul() throws { try runFamily("matmul") }
@@ -40,6 +40,7 @@ final class OperatorTests: XCTestCase {
     func testActivations() throws { try runFamily("activation") }
     func testNormalizations() throws { try runFamily("normalization") }
     func testRecurrent() throws { try runFamily("rnn") }
+    func testChainsThroughBlockedLayouts() throws { try runFamily("chain") }
 
     /// The fixture script and this file agree: every case is run by one of the tests above.
     func testEveryCaseBelongsToATestedFamily() throws {

@@ -80,13 +80,24 @@ enum BinaryKernels {
             md0 = try l.descriptor(dims: out, md0.dataType)
             s0 = l.alias(of: s0, name: src0, shape: out, md0)
         }
-        var s1 = try l.slot(src1)
-        let dims1 = Broadcast.padded(l.slots[s1].shape, to: max(out.count, 1))
-        if l.slots[s1].shape != dims1 {
-            let p = try l.plain(s1)
-            s1 = l.alias(of: p, name: src1, shape: dims1, try l.descriptor(dims: dims1, l.descriptor(p).dataType))
+        var s1: Int
+        var md1: MemoryDescriptor
+        let constant1 = l.constant(src1)
+        let dims1 = Broadcast.padded(try l.shape(src1), to: max(out.count, 1))
+        if constant1 != nil {
+            // A constant operand is stored in the layout oneDNN picks for it (a per-channel
+            // vector beside a blocked src0 must match its blocking to stay on the jit path).
+            s1 = -1
+            md1 = try l.wrap { () throws(DNNLError) in try MemoryDescriptor(dims: dims1, dataType: .f32, tag: .any) }
+        } else {
+            s1 = try l.slot(src1)
+            if l.slots[s1].shape != dims1 {
+                let p = try l.plain(s1)
+                s1 = l.alias(of: p, name: src1, shape: dims1, try l.descriptor(dims: dims1, l.descriptor(p).dataType))
+            }
+            if dims1 == (out.isEmpty ? [1] : out) { s1 = try l.converted(s1, to: md0) }
+            md1 = l.descriptor(s1)
         }
-        if dims1 == (out.isEmpty ? [1] : out) { s1 = try l.converted(s1, to: md0) }
         let dst = l.newSlot(node.outputs[0], shape: out, md0)
         let attr = try l.wrap { () throws(DNNLError) in
             let attr = try PrimitiveAttributes()
@@ -97,7 +108,6 @@ enum BinaryKernels {
             }
             return attr
         }
-        let md1 = l.descriptor(s1)
         let pd: PrimitiveDescriptor
         do {
             pd = try PrimitiveDescriptor.binary(alg, src0: md0, src1: md1, dst: md0, attributes: attr, engine: l.engine)
@@ -109,14 +119,16 @@ enum BinaryKernels {
                 try PrimitiveDescriptor.binary(alg, src0: l.descriptor(p0), src1: md1, dst: l.descriptor(p0),
                                                attributes: attr, engine: l.engine)
             }
+            if let c = constant1 { s1 = l.weightsSlot(src1, c.floatValues(), plainDims: dims1, into: pdPlain.src(1)) }
             let plainDst = l.newSlot(node.outputs[0], shape: out, l.descriptor(p0))
             try l.emit(pdPlain, [(.src, p0), (.src1, s1), (.dst, plainDst)], label: "\(l.where_()) binary \(alg)")
             l.note("binary \(alg) (plain, \(md0.dataType))")
             l.define(node.outputs[0], .slot(plainDst))
             return
         }
+        if let c = constant1 { s1 = l.weightsSlot(src1, c.floatValues(), plainDims: dims1, into: pd.src(1)) }
         try l.emit(pd, [(.src, s0), (.src1, s1), (.dst, dst)], label: "\(l.where_()) binary \(alg)")
-        l.note("binary \(alg) (\(md0.dataType))")
+        l.note("\(pd.implementation) binary \(alg) (\(md0.dataType))")
         l.define(node.outputs[0], .slot(dst))
     }
 

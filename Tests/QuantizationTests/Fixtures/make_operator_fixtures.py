@@ -120,7 +120,7 @@ def conv_cases():
          pads=[1, 1, 1, 1])
     conv("conv_depthwise_mult2", [1, 3, 8, 8], [6, 1, 3, 3], "depthwise, channel multiplier 2",
          group=3, strides=[2, 2], pads=[1, 1, 1, 1])
-    conv("conv_dilation", [1, 3, 11, 11], [4, 3, 3, 3], "dilations 2, pads 2", dilations=[2, 2],
+    conv("conv_dilation", [1, 2, 9, 9], [3, 2, 3, 3], "dilations 2, pads 2", dilations=[2, 2],
          pads=[2, 2, 2, 2])
     conv("conv_dilation_asym", [1, 2, 12, 9], [3, 2, 3, 2], "dilations [3,2], no pads",
          dilations=[3, 2])
@@ -152,6 +152,16 @@ def conv_cases():
     deconv("convtranspose_groups", [1, 4, 4, 4], [4, 3, 3, 3], "group 2, stride 2, output_padding [1,0]",
            group=2, strides=[2, 2], output_padding=[1, 0])
     deconv("convtranspose1d", [1, 2, 7], [2, 3, 3], "1-D, stride 3", strides=[3])
+    deconv("convtranspose_output_shape", [1, 3, 4, 4], [3, 2, 3, 3], "stride 2, output_shape [9,8]",
+           strides=[2, 2], output_shape=[9, 8])
+    deconv("convtranspose_same_upper", [1, 2, 3, 5], [2, 2, 4, 4], "stride 2, auto_pad SAME_UPPER",
+           strides=[2, 2], auto_pad="SAME_UPPER")
+    deconv("convtranspose_same_lower", [1, 2, 3, 5], [2, 2, 3, 3], "stride 2, auto_pad SAME_LOWER",
+           strides=[2, 2], auto_pad="SAME_LOWER")
+    deconv("convtranspose_dilation", [1, 2, 4, 4], [2, 3, 3, 3], "dilations 2, stride 2, pads 1",
+           strides=[2, 2], dilations=[2, 2], pads=[1, 1, 1, 1])
+    conv("conv_blocked16", [1, 16, 5, 5], [16, 16, 3, 3], "16 -> 16 channels (blocked layouts)",
+         pads=[1, 1, 1, 1])
 
 
 # ----------------------------------------------------------------------------- Gemm / MatMul
@@ -174,6 +184,7 @@ def matmul_cases():
     gemm("gemm_transA_transB", [6, 2], [3, 6], [2, 3], "transA and transB, alpha 1.5, C [M,N]",
          transA=1, transB=1, alpha=1.5)
     gemm("gemm_no_c", [4, 8], [8, 3], None, "no C")
+    gemm("gemm_scalar_c", [2, 3], [3, 4], [1], "C [1], beta 0.5", beta=0.5)
 
     def matmul(name, a_shape, b_shape, what, b_const):
         r = rng_for(name)
@@ -197,6 +208,9 @@ def matmul_cases():
     matmul("matmul_1d_right_runtime", [2, 3, 5], [5], "3-D x run-time 1-D", False)
     matmul("matmul_1d_left_runtime", [4], [2, 4, 3], "1-D x run-time 3-D", False)
     matmul("matmul_1d_1d", [6], [6], "1-D x 1-D (scalar result)", False)
+    r = rng_for("matmul_const_a")
+    case("matmul_const_a", "matmul", [node("MatMul", ["a", "b"], ["y"])], {"b": randn(r, 2, 4, 5)}, ["y"],
+         {"a": randn(r, 3, 4)}, tol=REDUCTION, what="constant 2-D A x run-time 3-D B")
 
 
 # ----------------------------------------------------------------------------- binary
@@ -245,6 +259,11 @@ def binary_cases():
     binop("scalar_x_times_three", "Mul", ([3, 5], "in"), ([], np.array(-3.0, np.float32)), "x * -3")
     binop("scalar_three_times_x", "Mul", ([], np.array(3.0, np.float32)), ([3, 5], "in"), "3 * x")
     binop("scalar_x_plus_const", "Add", ([2, 3], "in"), ([], np.array(0.25, np.float32)), "x + 0.25")
+    binop("max_bcast", "Max", ([2, 3, 4], "in"), ([3, 1], "in"), "Max [2,3,4], [3,1]")
+    binop("min_bcast_left", "Min", ([4], "in"), ([2, 3, 4], "in"), "Min [4], [2,3,4]")
+    binop("max_scalar", "Max", ([2, 3], "in"), ([], np.array(0.1, np.float32)), "Max(x, 0.1)")
+    binop("add_rank0_const_vec", "Add", ([3, 4], "in"), ([], np.array([[[0.5]]], np.float32)),
+          "x [3,4] + constant [1,1,1] (one element, higher rank)")
 
 
 # ----------------------------------------------------------------------------- pooling
@@ -275,6 +294,12 @@ def pooling_cases():
          kernel_shape=[2, 3], pads=[1, 0, 0, 2])
     pool("avgpool_ceil", "AveragePool", [1, 2, 8, 8], "3x3 stride 2 ceil_mode 1",
          kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)
+    pool("avgpool_ceil_include_pad", "AveragePool", [1, 2, 8, 8], "3x3 stride 2 pads 1 ceil_mode 1 count_include_pad 1",
+         kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1, count_include_pad=1)
+    pool("avgpool_ceil_exclude_pad", "AveragePool", [1, 2, 8, 8], "3x3 stride 2 pads 1 ceil_mode 1",
+         kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)
+    pool("maxpool_dilations", "MaxPool", [1, 2, 9, 9], "3x3 dilations 2", EXACT,
+         kernel_shape=[3, 3], dilations=[2, 2])
     pool("globalavgpool", "GlobalAveragePool", [2, 3, 5, 7], "GlobalAveragePool")
     pool("globalmaxpool", "GlobalMaxPool", [2, 3, 5, 7], "GlobalMaxPool", EXACT)
 
@@ -411,6 +436,14 @@ def resize_cases():
     resize("resize_sizes", [1, 2, 4, 3], "sizes [1,2,7,5] (half_pixel/round_prefer_floor)",
            sizes=[1, 2, 7, 5])
     resize("resize_sizes_down", [1, 2, 6, 9], "sizes [1,2,4,3] (downscale)", sizes=[1, 2, 4, 3])
+    resize("resize_half_pixel_floor_2x", [1, 2, 3, 4], "half_pixel/floor, scales 2",
+           scales=[1, 1, 2, 2], coordinate_transformation_mode="half_pixel", nearest_mode="floor")
+    resize("resize_half_pixel_ceil_2x", [1, 2, 3, 4], "half_pixel/ceil, scales 2",
+           scales=[1, 1, 2, 2], coordinate_transformation_mode="half_pixel", nearest_mode="ceil")
+    resize("resize_half_pixel_3x2", [1, 2, 3, 4], "half_pixel/round_prefer_floor, scales [3,2]",
+           scales=[1, 1, 3, 2])
+    resize("resize_asym_round_2x", [1, 2, 3, 4], "asymmetric/round_prefer_floor, scales 2",
+           scales=[1, 1, 2, 2], coordinate_transformation_mode="asymmetric")
     resize("resize_align_corners", [1, 1, 3, 4], "align_corners/round_prefer_ceil, scales 2",
            scales=[1, 1, 2, 2], coordinate_transformation_mode="align_corners",
            nearest_mode="round_prefer_ceil")
@@ -540,11 +573,87 @@ def rnn_cases():
     gru("gru_reverse_lbr1", "reverse", 1, "reverse, linear_before_reset 1")
 
 
+# ----------------------------------------------------------------------------- chains
+
+def chain_cases():
+    """2-3 node chains where blocked oneDNN layouts (16 channels) meet other kernels."""
+    def chain(name, nodes, x_shape, what, inits, tol=REDUCTION, outputs=("y",), extra=None, opset=13):
+        r = rng_for(name)
+        feeds = {"x": randn(r, *x_shape)}
+        feeds.update({k: randn(r, *v) for k, v in (extra or {}).items()})
+        case(name, "chain", nodes, feeds, list(outputs),
+             {k: (v(r) if callable(v) else v) for k, v in inits.items()}, opset=opset, tol=tol, what=what)
+
+    # 1x1 kernels unless a case needs more: 16 channels are enough for blocked layouts.
+    w = lambda oc, ic, k=1: (lambda r: randn(r, oc, ic, k, k, scale=(ic * k * k) ** -0.5))
+    b = lambda n: (lambda r: randn(r, n, scale=0.5))
+    conv = lambda out, inp="x", wn="w", bn="b", k=1, **a: node(
+        "Conv", [inp, wn, bn], [out], name="conv_" + out, pads=[k // 2] * 4, **a)
+    chain("chain_conv_relu_maxpool", [conv("c"), node("Relu", ["c"], ["r"]),
+                                      node("MaxPool", ["r"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
+          [1, 16, 6, 6], "Conv -> Relu -> MaxPool", {"w": w(16, 16), "b": b(16)})
+    chain("chain_conv_residual_add", [conv("c"), node("Add", ["c", "x"], ["s"]), node("Relu", ["s"], ["y"])],
+          [1, 16, 4, 4], "Conv + x -> Relu (residual)", {"w": w(16, 16), "b": b(16)})
+    chain("chain_conv_mul_channel", [conv("c"), node("Mul", ["c", "m"], ["y"])],
+          [1, 16, 5, 5], "Conv * constant [16,1,1]", {"w": w(16, 16), "b": b(16),
+                                                       "m": lambda r: randn(r, 16, 1, 1)})
+    chain("chain_conv_bn_relu", [conv("c"), node("BatchNormalization", ["c", "s", "bb", "m", "v"], ["n"]),
+                                 node("Relu", ["n"], ["y"])],
+          [1, 16, 4, 4], "Conv -> BatchNormalization -> Relu", {
+              "w": w(16, 16), "b": b(16), "s": b(16), "bb": b(16), "m": b(16),
+              "v": lambda r: (np.abs(randn(r, 16)) + 0.5).astype(np.float32)})
+    chain("chain_conv_transpose_nhwc", [conv("c"), node("Transpose", ["c"], ["y"], perm=[0, 2, 3, 1])],
+          [1, 16, 4, 5], "Conv -> Transpose to NHWC", {"w": w(16, 16), "b": b(16)})
+    chain("chain_conv_flatten_gemm", [conv("c", strides=[2, 2]), node("Flatten", ["c"], ["f"]),
+                                      node("Gemm", ["f", "g", "gb"], ["y"], transB=1)],
+          [2, 16, 4, 4], "Conv -> Flatten -> Gemm", {"w": w(16, 16), "b": b(16),
+                                                     "g": lambda r: randn(r, 5, 64, scale=0.125),
+                                                     "gb": b(5)})
+    chain("chain_conv_concat_input", [conv("c"), node("Concat", ["c", "x"], ["y"], axis=1)],
+          [1, 16, 4, 4], "Conv -> Concat with the graph input", {"w": w(16, 16), "b": b(16)})
+    chain("chain_conv_split", [conv("c"), node("Split", ["c"], ["y0", "y1"], axis=1)],
+          [1, 16, 4, 4], "Conv -> Split channels 8/8", {"w": w(16, 16), "b": b(16)}, outputs=("y0", "y1"))
+    chain("chain_conv_resize_1p5", [conv("c"),
+                                    node("Resize", ["c", "roi", "sc"], ["y"], mode="nearest")],
+          [1, 16, 4, 4], "Conv -> Resize x1.5 (Swift kernel)", {
+              "w": w(16, 16), "b": b(16), "roi": np.array([], np.float32),
+              "sc": np.array([1, 1, 1.5, 1.5], np.float32)})
+    chain("chain_conv_softmax", [conv("c"), node("Softmax", ["c"], ["y"], axis=1)],
+          [1, 16, 3, 3], "Conv -> Softmax axis 1 (opset 13)", {"w": w(16, 16), "b": b(16)})
+    chain("chain_conv_gap_reshape", [conv("c"), node("GlobalAveragePool", ["c"], ["g"]),
+                                     node("Reshape", ["g", "s"], ["y"])],
+          [2, 16, 5, 5], "Conv -> GlobalAveragePool -> Reshape [N,-1]", {
+              "w": w(16, 16), "b": b(16), "s": np.array([0, -1], np.int64)})
+    chain("chain_conv_sigmoid_mul", [conv("c"), node("Sigmoid", ["c"], ["g"]), node("Mul", ["c", "g"], ["y"])],
+          [1, 16, 4, 4], "Conv -> x * Sigmoid(x) (swish)", {"w": w(16, 16), "b": b(16)})
+    chain("chain_conv_add_two_convs", [conv("c1", wn="w1", bn="b1"), conv("c2", wn="w2", bn="b2"),
+                                       node("Add", ["c1", "c2"], ["y"])],
+          [1, 16, 4, 4], "Conv + Conv (two blocked operands)", {"w1": w(16, 16), "b1": b(16),
+                                                                 "w2": w(16, 16), "b2": b(16)})
+    chain("chain_conv_erf", [conv("c"), node("Erf", ["c"], ["y"])],
+          [1, 16, 3, 3], "Conv -> Erf (Swift kernel on a blocked source)", {"w": w(16, 16), "b": b(16)})
+    se = [node("GlobalAveragePool", ["x"], ["g"]),
+          node("Conv", ["g", "w"], ["c"], name="conv_se"),
+          node("Add", ["c", "off"], ["a"]),
+          node("HardSigmoid", ["a"], ["h"], alpha=0.2, beta=0.5),
+          node("Mul", ["x", "h"], ["y"])]
+    se_inits = {"w": w(16, 16), "off": lambda r: randn(r, 1, 16, 1, 1, scale=0.5)}
+    chain("chain_se_gate", se, [1, 16, 4, 4], "PP-OCR squeeze-excite: GAP, Conv, Add [1,C,1,1], "
+          "HardSigmoid, Mul (batch 1)", se_inits)
+    chain("chain_se_gate_batch2", se, [2, 16, 4, 4], "the same squeeze-excite block on a batch of 2 "
+          "([2,C,1,1] + constant [1,C,1,1])", se_inits)
+    chain("chain_conv_add_channel_batch2", [conv("c"), node("Add", ["c", "off"], ["y"])],
+          [2, 16, 3, 3], "Conv (batch 2) + constant [1,16,1,1]", {"w": w(16, 16), "b": b(16),
+                                                                  "off": lambda r: randn(r, 1, 16, 1, 1)})
+    chain("chain_matmul_add_layernorm", [node("MatMul", ["x", "mw"], ["m"]), node("Add", ["m", "mb"], ["a"]),
+                                         node("LayerNormalization", ["a", "ls", "lb"], ["y"], axis=-1)],
+          [2, 3, 8], "MatMul -> Add bias -> LayerNormalization (opset 17)", {
+              "mw": lambda r: randn(r, 8, 16, scale=0.35), "mb": b(16), "ls": b(16), "lb": b(16)},
+          opset=17)
+
+
 def main():
     os.makedirs(HERE, exist_ok=True)
-    for f in os.listdir(HERE):
-        if f.endswith((".onnx", ".npz", ".json")):
-            os.remove(os.path.join(HERE, f))
     conv_cases()
     matmul_cases()
     binary_cases()
@@ -554,9 +663,14 @@ def main():
     activation_cases()
     normalization_cases()
     rnn_cases()
-    with open(os.path.join(HERE, "cases.json"), "w") as f:
-        json.dump(CASES, f, indent=1, sort_keys=True)
-        f.write("\n")
+    chain_cases()
+    with open(os.path.join(HERE, "cases.json"), "w") as f:  # one case per line
+        f.write("{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(CASES[k], sort_keys=True)}"
+                                   for k in sorted(CASES)) + "\n}\n")
+    keep = {n + ext for n in CASES for ext in (".onnx", ".npz")} | {"cases.json"}
+    for f in os.listdir(HERE):
+        if f not in keep:
+            os.remove(os.path.join(HERE, f))  # a case that was renamed or removed
     total = sum(os.path.getsize(os.path.join(HERE, x)) for x in os.listdir(HERE))
     print(f"{len(CASES)} cases, {total / 1024:.0f} KiB in {HERE}")
 
