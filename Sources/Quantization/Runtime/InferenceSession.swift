@@ -83,6 +83,25 @@ public final class InferenceSession: @unchecked Sendable {
         return try plan.run(feeds, stream: stream)
     }
 
+    /// How each node runs for inputs of these shapes (compiling the plan if needed): one entry
+    /// per emitted step group, e.g. `("FusedConv 'c1'", "brgconv:avx512_core (f32)+relu")`.
+    /// Nodes folded at plan time (shape arithmetic) have no entry.
+    public func nodeReport(for feeds: [String: Tensor]) throws(GraphError) -> [(node: String, note: String)] {
+        try validate(feeds)
+        lock.lock()
+        defer { lock.unlock() }
+        return try plan(for: feeds).notes
+    }
+
+    /// Bytes of the buffers of the plan for these input shapes (activations after reuse,
+    /// weights, scratchpad).
+    public func planByteCount(for feeds: [String: Tensor]) throws(GraphError) -> Int {
+        try validate(feeds)
+        lock.lock()
+        defer { lock.unlock() }
+        return try plan(for: feeds).byteCount
+    }
+
     /// The plan for these input shapes (compiled and cached on first use).
     func plan(for feeds: [String: Tensor]) throws(GraphError) -> Plan {
         let key = graph.inputs.flatMap { (feeds[$0.name]?.shape ?? []) + [-1] }

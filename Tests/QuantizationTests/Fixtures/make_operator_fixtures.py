@@ -634,12 +634,14 @@ def chain_cases():
           [1, 16, 3, 3], "Conv -> Erf (Swift kernel on a blocked source)", {"w": w(16, 16), "b": b(16)})
     se = [node("GlobalAveragePool", ["x"], ["g"]),
           node("Conv", ["g", "w"], ["c"], name="conv_se"),
-          node("Add", ["c", "off"], ["a"]),
+          node("Reshape", ["off", "off_shape"], ["off4"]),
+          node("Add", ["c", "off4"], ["a"]),
           node("HardSigmoid", ["a"], ["h"], alpha=0.2, beta=0.5),
           node("Mul", ["x", "h"], ["y"])]
-    se_inits = {"w": w(16, 16), "off": lambda r: randn(r, 1, 16, 1, 1, scale=0.5)}
-    chain("chain_se_gate", se, [1, 16, 4, 4], "PP-OCR squeeze-excite: GAP, Conv, Add [1,C,1,1], "
-          "HardSigmoid, Mul (batch 1)", se_inits)
+    se_inits = {"w": w(16, 16), "off": lambda r: randn(r, 16, scale=0.5),
+                "off_shape": np.array([1, 16, 1, 1], np.int64)}
+    chain("chain_se_gate", se, [1, 16, 4, 4], "PP-OCR (paddle2onnx) squeeze-excite: GAP, Conv, Add "
+          "Reshape(constant, [1,C,1,1]), HardSigmoid, Mul (batch 1)", se_inits)
     chain("chain_se_gate_batch2", se, [2, 16, 4, 4], "the same squeeze-excite block on a batch of 2 "
           "([2,C,1,1] + constant [1,C,1,1])", se_inits)
     chain("chain_conv_add_channel_batch2", [conv("c"), node("Add", ["c", "off"], ["y"])],
