@@ -26,6 +26,8 @@ enum ConstantEvaluation {
         e["Where"] = whereOp
         e["Shape"] = shapeOp
         e["Size"] = sizeOp
+        e["QuantizeLinear"] = QuantizeKernels.evaluate
+        e["DequantizeLinear"] = QuantizeKernels.evaluate
         var binaries: [String: @Sendable (Double, Double) -> Double] = [:]
         binaries["Add"] = { $0 + $1 }
         binaries["Sub"] = { $0 - $1 }

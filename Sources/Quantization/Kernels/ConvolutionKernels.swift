@@ -51,45 +51,10 @@ enum ConvolutionKernels {
             throw l.fail(.unsupportedAttribute, "weights '\(node.inputs[1])' must be constant")
         }
         let xShape = try l.shape(node.inputs[0])
-        guard xShape.count >= 3, xShape.count <= 5, w.shape.count == xShape.count else {
-            throw l.fail(.shapeMismatch, "input \(xShape) and weights \(w.shape) do not fit a 1-D to 3-D convolution")
-        }
-        let sp = xShape.count - 2
-        let spatial = Array(xShape[2...])
-        let groups = node.int("group") ?? 1
-        let kernel = node.ints("kernel_shape") ?? Array(w.shape[2...])
-        let strides = node.ints("strides") ?? [Int](repeating: 1, count: sp)
-        let dilations = node.ints("dilations") ?? [Int](repeating: 1, count: sp)
-        var outputPadding = node.ints("output_padding") ?? [Int](repeating: 0, count: sp)
-        let c = xShape[1]
-        let oc = transposed ? w.shape[1] * groups : w.shape[0]
-        let icPerGroup = transposed ? w.shape[0] / groups : w.shape[1]
-        guard c == icPerGroup * groups, c % groups == 0, oc % groups == 0 else {
-            throw l.fail(.shapeMismatch, "input channels \(c) do not match weights \(w.shape) with \(groups) groups")
-        }
-        var (padB, padE) = padding(node, input: spatial, kernel: kernel, strides: strides,
-                                   dilations: dilations, transposed: transposed, outputPadding: outputPadding)
-        var outSpatial: [Int] = []
-        for i in 0..<sp {
-            let k = (kernel[i] - 1) * dilations[i] + 1
-            if transposed {
-                if let os = node.ints("output_shape") {
-                    let target = os[os.count - sp + i]
-                    let total = strides[i] * (spatial[i] - 1) + outputPadding[i] + k - target
-                    padB[i] = (node.string("auto_pad") == "SAME_UPPER") ? total / 2 : total - total / 2
-                    padE[i] = total - padB[i]
-                    outputPadding[i] = 0
-                }
-                outSpatial.append(strides[i] * (spatial[i] - 1) + outputPadding[i] + k - padB[i] - padE[i])
-            } else {
-                outSpatial.append((spatial[i] + padB[i] + padE[i] - k) / strides[i] + 1)
-            }
-        }
-        guard outSpatial.allSatisfy({ $0 > 0 }) else {
-            throw l.fail(.shapeMismatch, "input \(xShape) gives an empty output \(outSpatial)")
-        }
-        let n = xShape[0]
-        let outShape = [n, oc] + outSpatial
+        let g = try ConvGeometry(node, xShape: xShape, wShape: w.shape, transposed: transposed, l)
+        let (sp, spatial, groups, kernel, strides, dilations) = (g.spatialRank, g.spatial, g.groups, g.kernel, g.strides, g.dilations)
+        let (padB, padE, outSpatial, oc, c, outShape) = (g.padBegin, g.padEnd, g.outSpatial, g.oc, g.c, g.outShape)
+        try l.checkResidual(chain.hasSum ? node.input(3) : nil, elementCount: outShape.reduce(1, *), shape: outShape)
         if transposed, sp == 2, groups == 1, kernel == strides, padB.allSatisfy({ $0 == 0 }),
            padE.allSatisfy({ $0 == 0 }), dilations.allSatisfy({ $0 == 1 }), !chain.hasSum,
            outSpatial == zip(spatial, strides).map({ $0 * $1 }) {
@@ -103,6 +68,7 @@ enum ConvolutionKernels {
         let kCount = kernel.reduce(1, *)
         var plainW = wValues
         let ocg = oc / groups, icg = c / groups
+        _ = (sp, spatial, outSpatial)
         if transposed {
             // ONNX [IC, OC/G, k...] -> [G, OC/G, IC/G, k...].
             plainW = [Float](repeating: 0, count: wValues.count)
@@ -110,7 +76,7 @@ enum ConvolutionKernels {
                 plainW[((g * ocg + o) * icg + i) * kCount + k] = wValues[((g * icg + i) * ocg + o) * kCount + k]
             }}}}
         }
-        let wDims = groups > 1 ? [groups, ocg, icg] + kernel : [oc, icg] + kernel
+        let wDims = g.weightDims
         let residual = chain.hasSum ? node.input(3) : nil
 
         let pd = try l.wrap { () throws(DNNLError) in
@@ -209,5 +175,58 @@ enum ConvolutionKernels {
         try l.reorder(from: viewSlot, to: dst6, label: "\(l.where_()) depth to space")
         l.note("\(pd.implementation) 1x1 + depth-to-space reorder (f32)\(chain.summary)")
         l.define(output, .slot(dst))
+    }
+}
+
+/// The geometry of a Conv or ConvTranspose node for an input shape (ONNX attributes, auto_pad,
+/// output_shape), shared by the FP32 and INT8 kernels.
+struct ConvGeometry {
+    var spatialRank: Int, spatial: [Int], groups: Int, kernel: [Int], strides: [Int], dilations: [Int]
+    var padBegin: [Int], padEnd: [Int], outSpatial: [Int], oc: Int, c: Int, outShape: [Int]
+    /// oneDNN weights dims: `[G, OC/G, IC/G, k...]` with groups, else `[OC, IC, k...]`.
+    var weightDims: [Int]
+
+    init(_ node: Node, xShape: [Int], wShape: [Int], transposed: Bool, _ l: Lowering) throws(GraphError) {
+        guard xShape.count >= 3, xShape.count <= 5, wShape.count == xShape.count else {
+            throw l.fail(.shapeMismatch, "input \(xShape) and weights \(wShape) do not fit a 1-D to 3-D convolution")
+        }
+        let sp = xShape.count - 2
+        spatialRank = sp
+        spatial = Array(xShape[2...])
+        groups = node.int("group") ?? 1
+        kernel = node.ints("kernel_shape") ?? Array(wShape[2...])
+        strides = node.ints("strides") ?? [Int](repeating: 1, count: sp)
+        dilations = node.ints("dilations") ?? [Int](repeating: 1, count: sp)
+        var outputPadding = node.ints("output_padding") ?? [Int](repeating: 0, count: sp)
+        c = xShape[1]
+        oc = transposed ? wShape[1] * groups : wShape[0]
+        let icPerGroup = transposed ? wShape[0] / groups : wShape[1]
+        guard c == icPerGroup * groups, c % groups == 0, oc % groups == 0 else {
+            throw l.fail(.shapeMismatch, "input channels \(c) do not match weights \(wShape) with \(groups) groups")
+        }
+        (padBegin, padEnd) = ConvolutionKernels.padding(node, input: spatial, kernel: kernel, strides: strides,
+                                                       dilations: dilations, transposed: transposed, outputPadding: outputPadding)
+        outSpatial = []
+        for i in 0..<sp {
+            let k = (kernel[i] - 1) * dilations[i] + 1
+            if transposed {
+                if let os = node.ints("output_shape") {
+                    let target = os[os.count - sp + i]
+                    let total = strides[i] * (spatial[i] - 1) + outputPadding[i] + k - target
+                    padBegin[i] = (node.string("auto_pad") == "SAME_UPPER") ? total / 2 : total - total / 2
+                    padEnd[i] = total - padBegin[i]
+                    outputPadding[i] = 0
+                }
+                outSpatial.append(strides[i] * (spatial[i] - 1) + outputPadding[i] + k - padBegin[i] - padEnd[i])
+            } else {
+                outSpatial.append((spatial[i] + padBegin[i] + padEnd[i] - k) / strides[i] + 1)
+            }
+        }
+        guard outSpatial.allSatisfy({ $0 > 0 }) else {
+            throw l.fail(.shapeMismatch, "input \(xShape) gives an empty output \(outSpatial)")
+        }
+        outShape = [xShape[0], oc] + outSpatial
+        let icg = c / groups
+        weightDims = groups > 1 ? [groups, oc / groups, icg] + kernel : [oc, icg] + kernel
     }
 }

@@ -17,6 +17,8 @@ enum KernelRegistry {
         MatMulKernels.register(&r)
         ResizeKernels.register(&r)
         RecurrentKernels.register(&r)
+        QuantizeKernels.register(&r)
+        Int8Kernels.register(&r)
         return r
     }()
 

@@ -82,11 +82,18 @@ enum ResizeKernels {
             var d = out.count - 1
             while d >= 0 { coord[d] += 1; if coord[d] < out[d] { break }; coord[d] = 0; d -= 1 }
         }
-        let dst = l.newSlot(node.outputs[0], shape: out, try l.descriptor(dims: out, .f32))
+        let dataType = l.descriptor(p).dataType
+        let dst = l.newSlot(node.outputs[0], shape: out, try l.descriptor(dims: out, dataType))
+        let size = dataType.size
         l.emitCustom("\(l.where_()) resize", slots: [p, dst]) { m in
-            let x = m[0].dataPointer.assumingMemoryBound(to: Float.self)
-            let y = m[1].dataPointer.assumingMemoryBound(to: Float.self)
-            for i in 0..<total { y[i] = x[index[i]] }
+            let x = m[0].dataPointer, y = m[1].dataPointer
+            if size == 4 {
+                let xf = x.assumingMemoryBound(to: Float.self), yf = y.assumingMemoryBound(to: Float.self)
+                for i in 0..<total { yf[i] = xf[index[i]] }
+            } else {
+                let xb = x.assumingMemoryBound(to: UInt8.self), yb = y.assumingMemoryBound(to: UInt8.self)
+                for i in 0..<total { yb[i] = xb[index[i]] }
+            }
         }
         l.note("Swift kernel (nearest resize, \(ctm)/\(nearestMode))")
         l.define(node.outputs[0], .slot(dst))

@@ -22,6 +22,6 @@ public protocol GraphPass: Sendable {
 /// The FP32 optimizations, in order.
 enum FP32Passes {
     static let all: [any GraphPass] = [
-        ActivationPatternFusion(), LayerNormFusion(), ConvScaleShiftFolding(), PostOpFusion(),
+        ActivationPatternFusion(), LayerNormFusion(), QDQFusion(), ConvScaleShiftFolding(), PostOpFusion(),
     ]
 }

@@ -1,0 +1,240 @@
+import DNNL
+
+/// INT8 convolution, matmul and element-wise add/mul on oneDNN u8/s8 primitives, for the
+/// `dnnl.QConv`, `dnnl.QMatMul`, `dnnl.QAdd` and `dnnl.QMul` nodes the QDQ fusion pass writes.
+///
+/// Scales follow `real = scale * (q - zeroPoint)`. For a convolution with per-channel weight
+/// scales `sw[oc]` (oneDNN 2.6 applies the bias before the output scale, ONEDNN_INT8_NOTES A2):
+/// `dst_q = sat(round(f(sx * sw[oc] * (acc + b[oc] / (sx * sw[oc])) + sz * (z_q - zz)) / sy) + zy)`
+/// where `acc = sum (x_q - zx) * w_q` in s32 and `f` the fused eltwise chain. Without an
+/// eltwise the `1 / sy` folds into the output scale; with one it is the last eltwise's scale.
+enum Int8Kernels {
+    static func register(_ r: inout [String: LowerFunction]) {
+        r["QConv"] = qconv
+        r["QMatMul"] = qmatmul
+        r["QAdd"] = { n, l in try qbinary(n, l, .add) }
+        r["QMul"] = { n, l in try qbinary(n, l, .mul) }
+    }
+
+    /// oneDNN attributes for an INT8 primitive: per-channel output scales, zero points, and
+    /// the post-op chain with the residual's scale and the destination's scale folded in.
+    static func attributes(realScales: [Float], mask: Int32, x: QuantParams, y: QuantParams?,
+                           z: QuantParams?, chain: PostOpChain) throws(DNNLError) -> PrimitiveAttributes {
+        let attr = try PrimitiveAttributes()
+        let toDst: Float = y.map { 1 / $0.scale } ?? 1
+        let eltwiseCount = chain.ops.filter { if case .eltwise = $0 { true } else { false } }.count
+        let lastIsEltwise: Bool = { if case .eltwise? = chain.ops.last { true } else { false } }()
+        // Fold 1/sy into the output scale when nothing non-linear follows.
+        let foldIntoScale = eltwiseCount == 0
+        try attr.setOutputScales(realScales.map { foldIntoScale ? $0 * toDst : $0 }, mask: realScales.count > 1 ? mask : 0)
+        if x.zeroPoint != 0 { try attr.setZeroPoints([Int32(x.zeroPoint)], for: .src) }
+        if let y, y.zeroPoint != 0 { try attr.setZeroPoints([Int32(y.zeroPoint)], for: .dst) }
+        guard !chain.isEmpty || false else { return attr }
+        let po = try PostOps()
+        var seenEltwise = 0
+        for (i, op) in chain.ops.enumerated() {
+            switch op {
+            case .sum:
+                let zs = z?.scale ?? 1
+                // Before any eltwise, the sum adds in the scale the output scale produced.
+                let sumScale = foldIntoScale ? zs * toDst : zs
+                try po.appendSum(scale: sumScale, zeroPoint: Int32(z?.zeroPoint ?? 0), dataType: z?.dataType ?? .undefined)
+            case .eltwise(let a):
+                seenEltwise += 1
+                let last = i == chain.ops.count - 1
+                try po.appendEltwise(a.algorithm, alpha: a.alpha, beta: a.beta, scale: last ? toDst : 1)
+            }
+        }
+        if !foldIntoScale && !lastIsEltwise && toDst != 1 {
+            try po.appendEltwise(.linear, alpha: toDst, beta: 0)
+        }
+        try attr.setPostOps(po)
+        return attr
+    }
+
+    /// A persistent slot of s8 weights reordered into `descriptor` (which carries oneDNN's
+    /// compensation for s8 sources).
+    static func weightsSlot(_ l: Lowering, _ name: String, _ values: [Int8], plainDims: [Int],
+                            into descriptor: MemoryDescriptor) -> Int {
+        l.addSlot(Slot(name: name, shape: plainDims, descriptor: descriptor, persistent: true, fill: { m, stream in
+            let src = try Memory(MemoryDescriptor(dims: plainDims, dataType: .s8), engine: m.engine)
+            src.write(values)
+            try src.reorder(into: m, stream: stream)
+        }))
+    }
+
+    /// s8 weights and their scales per output channel, re-quantized to the CPU's `Int8Rule`
+    /// (7 bits without VNNI).
+    static func weights(_ l: Lowering, _ node: Node, channels: Int, channelOf: (Int) -> Int) throws(GraphError) -> (q: [Int8], scales: [Float]) {
+        guard let w = l.constant(node.input(1)), w.elementType == .s8 || w.elementType == .u8 else {
+            throw l.fail(.unsupportedAttribute, "INT8 weights must be a constant s8 tensor")
+        }
+        guard var scales = node.floats("w_scales"), scales.count == channels || scales.count == 1 else {
+            throw l.fail(.unsupportedAttribute, "w_scales must have 1 or \(channels) values")
+        }
+        if scales.count == 1 { scales = [Float](repeating: scales[0], count: channels) }
+        var q = w.intValues()
+        let rule = Int8Rule()
+        if rule.weightMax < 127 {
+            var maxAbs = [Int](repeating: 0, count: channels)
+            for (i, v) in q.enumerated() { maxAbs[channelOf(i)] = max(maxAbs[channelOf(i)], abs(v)) }
+            let factor = (0..<channels).map { maxAbs[$0] > rule.weightMax ? Float(rule.weightMax) / Float(maxAbs[$0]) : 1 }
+            q = q.enumerated().map { i, v in Int((Float(v) * factor[channelOf(i)]).rounded(.toNearestOrEven)) }
+            scales = (0..<channels).map { scales[$0] / factor[$0] }
+        }
+        return (q.map { Int8(clamping: $0) }, scales)
+    }
+
+    /// The destination of an INT8 primitive: with a sum, the residual's buffer seen with the
+    /// destination's element type (s8 residual under a u8 result), in place when allowed.
+    static func destination(_ l: Lowering, z: String?, zq: QuantParams?, chain: PostOpChain, name: String,
+                            shape: [Int], _ md: MemoryDescriptor) throws(GraphError) -> Int {
+        guard let z, let zq else { return l.newSlot(name, shape: shape, md) }
+        var r = try l.slot(z)
+        if l.slots[r].shape != shape {
+            let p = try l.plain(r)
+            r = l.alias(of: p, name: z + ".view", shape: shape, try l.descriptor(dims: shape, zq.dataType))
+        }
+        let zView = try l.wrap { () throws(DNNLError) in try md.with(dataType: zq.dataType) }
+        let owned = chain.sumInPlace && l.slots[r].aliasOf == nil && !l.slots[r].persistent && !l.isGraphInput(r)
+        if owned && l.descriptor(r) == zView {
+            return l.alias(of: r, name: name, shape: shape, md)
+        }
+        let dst = l.newSlot(name, shape: shape, md)
+        let view = l.alias(of: dst, name: name + ".residual", shape: shape, zView)
+        try l.reorder(from: r, to: view, label: "\(l.where_()) residual copy")
+        return dst
+    }
+
+    static func qconv(_ node: Node, _ l: Lowering) throws {
+        guard let xq = QuantParams(node, "x") else { throw l.fail(.unsupportedAttribute, "QConv without x_scale") }
+        let yq = QuantParams(node, "y"), zq = QuantParams(node, "z")
+        let chain = PostOpChain(node)
+        let xSlot = try l.slot(node.inputs[0])
+        guard l.descriptor(xSlot).dataType == xq.dataType else {
+            throw l.fail(.runtime, "input '\(node.inputs[0])' is \(l.descriptor(xSlot).dataType), expected \(xq.type)")
+        }
+        let xShape = l.slots[xSlot].shape
+        guard let wShape = l.constant(node.input(1))?.shape else { throw l.fail(.unsupportedAttribute, "weights must be constant") }
+        let g = try ConvGeometry(node, xShape: xShape, wShape: wShape, transposed: false, l)
+        let per = wShape.dropFirst().reduce(1, *)
+        let (wq, ws) = try weights(l, node, channels: g.oc) { $0 / per }
+        let real = ws.map { xq.scale * $0 }
+        var bias: [Float]? = nil
+        if let b = node.input(2) {
+            guard let bt = l.constant(b), bt.count == g.oc else { throw l.fail(.unsupportedAttribute, "bias must be a constant of \(g.oc) values") }
+            bias = zip(bt.floatValues(), real).map { $0 / $1 }  // accumulator units
+        }
+        let pd = try l.wrap { () throws(DNNLError) in
+            let attr = try attributes(realScales: real, mask: 1 << 1, x: xq, y: yq, z: zq, chain: chain)
+            return try PrimitiveDescriptor.convolutionForward(
+                src: MemoryDescriptor(dims: xShape, dataType: xq.dataType, tag: .any),
+                weights: MemoryDescriptor(dims: g.weightDims, dataType: .s8, tag: .any),
+                bias: bias == nil ? nil : MemoryDescriptor(dims: [g.oc], dataType: .f32),
+                dst: MemoryDescriptor(dims: g.outShape, dataType: yq?.dataType ?? .f32, tag: .any),
+                strides: g.strides, dilations: g.dilations.map { $0 - 1 }, paddingL: g.padBegin,
+                paddingR: g.padEnd, attributes: attr, engine: l.engine)
+        }
+        let src = try l.converted(xSlot, to: pd.src)
+        var args: [(ExecArg, Int)] = [(.src, src), (.weights, weightsSlot(l, node.inputs[1], wq, plainDims: g.weightDims, into: pd.weights))]
+        if let bias { args.append((.bias, try l.constantSlot(node.name + ".bias_acc", Tensor(shape: [g.oc], scalars: bias)))) }
+        let dst = try destination(l, z: chain.hasSum ? node.input(3) : nil, zq: zq, chain: chain, name: node.outputs[0], shape: g.outShape, pd.dst)
+        args.append((.dst, dst))
+        try l.emit(pd, args, label: "\(l.where_()) int8 convolution")
+        l.note("\(pd.implementation) \(xq.type)->\(yq?.type.rawValue ?? "f32")\(chain.summary)")
+        l.define(node.outputs[0], .slot(dst))
+    }
+
+    static func qmatmul(_ node: Node, _ l: Lowering) throws {
+        guard let aq = QuantParams(node, "x") else { throw l.fail(.unsupportedAttribute, "QMatMul without x_scale") }
+        let yq = QuantParams(node, "y"), zq = QuantParams(node, "z")
+        let chain = PostOpChain(node)
+        var aSlot = try l.plain(try l.slot(node.inputs[0]))
+        guard l.descriptor(aSlot).dataType == aq.dataType else {
+            throw l.fail(.runtime, "input '\(node.inputs[0])' is \(l.descriptor(aSlot).dataType), expected \(aq.type)")
+        }
+        guard let bShape = l.constant(node.input(1))?.shape, bShape.count == 2 else {
+            throw l.fail(.unsupportedAttribute, "INT8 MatMul needs constant 2-D weights")
+        }
+        let aShape = l.slots[aSlot].shape
+        let (k, n) = (bShape[0], bShape[1])
+        guard aShape.last == k else { throw l.fail(.shapeMismatch, "MatMul of \(aShape) and \(bShape)") }
+        let rows = aShape.dropLast().reduce(1, *)
+        let (bq, ws) = try weights(l, node, channels: n) { $0 % n }
+        let real = ws.map { aq.scale * $0 }
+        var a = aq
+        if aq.type == .s8 && !Int8Rule().allowsSignedSource(for: .matmul) {
+            // Int8Rule: no s8 sources into matmul without VNNI; shift to u8 with zero point 128.
+            a = QuantParams(scale: aq.scale, zeroPoint: aq.zeroPoint + 128, type: .u8)
+            let u = l.newSlot(node.inputs[0] + ".u8", shape: aShape, try l.descriptor(dims: aShape, .u8))
+            let attr = try l.wrap { () throws(DNNLError) in
+                let at = try PrimitiveAttributes(); try at.setZeroPoints([128], for: .dst); return at
+            }
+            try l.reorder(from: aSlot, to: u, attributes: attr, label: "\(l.where_()) s8 -> u8")
+            aSlot = u
+        }
+        var bias: [Float]? = nil
+        if let b = node.input(2) {
+            guard let bt = l.constant(b), bt.count == n else { throw l.fail(.unsupportedAttribute, "bias must be a constant of \(n) values") }
+            bias = zip(bt.floatValues(), real).map { $0 / $1 }
+        }
+        let outShape = Array(aShape.dropLast()) + [n]
+        let pd = try l.wrap { () throws(DNNLError) in
+            let attr = try attributes(realScales: real, mask: 1 << 1, x: a, y: yq, z: zq, chain: chain)
+            return try PrimitiveDescriptor.matmul(
+                src: MemoryDescriptor(dims: [rows, k], dataType: a.dataType),
+                weights: MemoryDescriptor(dims: [k, n], dataType: .s8, tag: .any),
+                bias: bias == nil ? nil : MemoryDescriptor(dims: [1, n], dataType: .f32),
+                dst: MemoryDescriptor(dims: [rows, n], dataType: yq?.dataType ?? .f32), attributes: attr, engine: l.engine)
+        }
+        let aView = l.alias(of: aSlot, name: node.inputs[0] + ".2d", shape: [rows, k], pd.src)
+        var args: [(ExecArg, Int)] = [(.src, aView), (.weights, weightsSlot(l, node.inputs[1], bq, plainDims: [k, n], into: pd.weights))]
+        if let bias { args.append((.bias, try l.constantSlot(node.name + ".bias_acc", Tensor(shape: [1, n], scalars: bias)))) }
+        let dst2 = try destination(l, z: chain.hasSum ? node.input(3) : nil, zq: zq, chain: chain, name: node.outputs[0] + ".2d", shape: [rows, n], pd.dst)
+        args.append((.dst, dst2))
+        try l.emit(pd, args, label: "\(l.where_()) int8 matmul")
+        l.note("\(pd.implementation) \(a.type)->\(yq?.type.rawValue ?? "f32")\(chain.summary)")
+        let md = try l.descriptor(dims: outShape, pd.dst.dataType)
+        l.define(node.outputs[0], .slot(l.alias(of: dst2, name: node.outputs[0], shape: outShape, md)))
+    }
+
+    /// `y = a + b` or `a * b` on int8 (or f32 output) with per-source scales:
+    /// add `y = (sa/sy) a + (sb/sy) b`, mul `y = (sa/sy) a * sb b`.
+    static func qbinary(_ node: Node, _ l: Lowering, _ alg: BinaryAlgorithm) throws {
+        guard let aq = QuantParams(node, "x"), let bq = QuantParams(node, "b") else {
+            throw l.fail(.unsupportedAttribute, "\(node.opType) without input scales")
+        }
+        let yq = QuantParams(node, "y")
+        guard aq.zeroPoint == 0, bq.zeroPoint == 0, (yq?.zeroPoint ?? 0) == 0 else {
+            throw l.fail(.unsupportedAttribute, "\(node.opType) with zero points (oneDNN binary has none)")
+        }
+        var a = try l.slot(node.inputs[0]), b = try l.slot(node.inputs[1])
+        var (sa, sb) = (aq, bq)
+        guard let out = Broadcast.shape(l.slots[a].shape, l.slots[b].shape) else {
+            throw l.fail(.shapeMismatch, "shapes \(l.slots[a].shape) and \(l.slots[b].shape) do not broadcast")
+        }
+        if l.slots[a].shape != out { swap(&a, &b); swap(&sa, &sb) }
+        guard l.slots[a].shape == out else { throw l.fail(.shapeMismatch, "INT8 \(node.opType) where both operands broadcast") }
+        let md0 = l.descriptor(a)
+        let dims1 = Broadcast.padded(l.slots[b].shape, to: out.count)
+        if dims1 == out {
+            b = try l.converted(b, to: try l.wrap { () throws(DNNLError) in try md0.with(dataType: sb.dataType) })
+        } else {
+            let p = try l.plain(b)
+            b = l.alias(of: p, name: node.inputs[1] + ".nd", shape: dims1, try l.descriptor(dims: dims1, sb.dataType))
+        }
+        let toDst: Float = yq.map { 1 / $0.scale } ?? 1
+        let s0 = sa.scale * toDst, s1 = alg == .add ? sb.scale * toDst : sb.scale
+        let dstMD = try l.wrap { () throws(DNNLError) in try md0.with(dataType: yq?.dataType ?? .f32) }
+        let pd = try l.wrap { () throws(DNNLError) in
+            let attr = try PrimitiveAttributes()
+            try attr.setScales([s0], for: .src)
+            try attr.setScales([s1], for: .src1)
+            return try PrimitiveDescriptor.binary(alg, src0: md0, src1: l.descriptor(b), dst: dstMD, attributes: attr, engine: l.engine)
+        }
+        let dst = l.newSlot(node.outputs[0], shape: out, dstMD)
+        try l.emit(pd, [(.src, a), (.src1, b), (.dst, dst)], label: "\(l.where_()) int8 binary \(alg)")
+        l.note("\(pd.implementation) binary \(alg) \(sa.type),\(sb.type)->\(yq?.type.rawValue ?? "f32")")
+        l.define(node.outputs[0], .slot(dst))
+    }
+}

@@ -1,0 +1,238 @@
+/// Turns a QDQ graph (QuantizeLinear/DequantizeLinear pairs around float ops, as this library's
+/// quantizer, onnxruntime and QAT exporters write them) into INT8 kernels:
+/// - `DQ(x_q) -> Conv(DQ(w_q), b) [-> activations] [-> Add(., DQ(z_q))] [-> activations] -> Q`
+///   becomes `dnnl.QConv(x_q, w_q, b, z_q)` with an int8 output (or f32 when no Q follows);
+///   likewise MatMul/Gemm with constant weights (`dnnl.QMatMul`) and Add/Mul of two quantized
+///   tensors (`dnnl.QAdd`, `dnnl.QMul`);
+/// - scale-invariant ops between a DQ and a Q of the same parameters (MaxPool, Reshape,
+///   Transpose, Flatten, Squeeze, Unsqueeze, Slice, Split, Concat, Resize, average pools) run
+///   on the int8 values directly;
+/// - the Q/DQ nodes left become quantize/dequantize reorders; a DQ feeding a Q directly is one
+///   requantize.
+/// Paddle's cpu_quantize_pass + cpu_quantize_squash_pass do the same on Paddle graphs.
+struct QDQFusion: GraphPass {
+    let name = "qdq-fusion"
+    static let passThrough: Set<String> = ["MaxPool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze",
+                                           "Slice", "Concat", "Resize", "AveragePool", "GlobalAveragePool", "Identity"]
+
+    func apply(_ graph: inout Graph) throws(GraphError) -> PassReport {
+        var report = PassReport(pass: name)
+        var e = GraphEditor(graph)
+        guard e.nodes.contains(where: { $0.opType == "DequantizeLinear" }) else { return report }
+        for (i, node) in e.nodes.enumerated() where !e.touched(i) {
+            switch node.opType {
+            case "Conv": fuseAnchor(i, &e, &report, kind: "QConv")
+            case "MatMul", "Gemm": fuseAnchor(i, &e, &report, kind: "QMatMul")
+            case "Add", "Mul": fuseBinary(i, &e, &report)
+            case _ where Self.passThrough.contains(node.opType): fusePassThrough(i, &e, &report)
+            default: break
+            }
+        }
+        graph = e.finish()
+        graph.removeDeadNodes()
+        return report
+    }
+
+    // MARK: Q/DQ helpers
+
+    /// Per-tensor parameters of a Q or DQ node with constant scale and zero point.
+    static func params(_ n: Node, _ e: GraphEditor) -> QuantParams? {
+        guard let s = e.constant(n.input(1)), s.count == 1 else { return nil }
+        let zp = e.constant(n.input(2))
+        if n.input(2) != nil && zp == nil { return nil }
+        let type = zp?.elementType ?? .u8
+        guard type == .u8 || type == .s8 else { return nil }
+        return QuantParams(scale: s.floatValues()[0], zeroPoint: zp?.intValues().first ?? 0, type: type)
+    }
+
+    /// `value` = DQ(q) of a run-time int8 tensor: (q's name, parameters, DQ node index).
+    static func dequantized(_ value: String, _ e: GraphEditor) -> (q: String, p: QuantParams, node: Int)? {
+        guard let i = e.producer(value), e.nodes[i].opType == "DequantizeLinear", !e.touched(i),
+              e.constant(e.nodes[i].inputs[0]) == nil, let p = params(e.nodes[i], e) else { return nil }
+        return (e.nodes[i].inputs[0], p, i)
+    }
+
+    /// `value` = DQ(w_q) of a constant: (w_q, per-channel scales, axis).
+    static func dequantizedConstant(_ value: String, _ e: GraphEditor) -> (w: Tensor, scales: [Float], axis: Int)? {
+        guard let i = e.producer(value), e.nodes[i].opType == "DequantizeLinear",
+              let w = e.constant(e.nodes[i].inputs[0]), w.elementType == .s8,
+              let s = e.constant(e.nodes[i].input(1)) else { return nil }
+        if let zp = e.constant(e.nodes[i].input(2)), zp.intValues().contains(where: { $0 != 0 }) { return nil }
+        var axis = e.nodes[i].int("axis") ?? 1
+        if axis < 0 { axis += w.shape.count }
+        return (w, s.floatValues(), s.count == 1 ? -1 : axis)
+    }
+
+    /// The real value of a constant, or of DQ(constant) (a quantized bias).
+    static func realConstant(_ value: String, _ e: GraphEditor) -> Tensor? {
+        if let t = e.constant(value) { return t.elementType == .f32 ? t : nil }
+        guard let i = e.producer(value), e.nodes[i].opType == "DequantizeLinear", let q = e.constant(e.nodes[i].inputs[0]),
+              let t = try? QuantizeKernels.evaluate(e.nodes[i], e.nodes[i].inputs.map { e.constant($0) }, 13).first else { return nil }
+        _ = q
+        return t
+    }
+
+    /// When every reader of `value` is a Q node with the same parameters (and `value` is not a
+    /// graph output): those Q nodes' indices and parameters.
+    static func quantizedBy(_ value: String, _ e: GraphEditor) -> (nodes: [Int], p: QuantParams)? {
+        guard !e.graphOutputs.contains(value), let readers = e.consumers[value], !readers.isEmpty else { return nil }
+        var p: QuantParams? = nil
+        for r in readers {
+            guard e.nodes[r].opType == "QuantizeLinear", !e.touched(r), let rp = params(e.nodes[r], e) else { return nil }
+            if let p, p != rp { return nil }
+            p = rp
+        }
+        return (readers, p!)
+    }
+
+    /// Rewires: `replacement` takes the first Q's output; other Qs become Identity of it.
+    static func absorbOutputQuantizers(_ qs: [Int], into replacementOutput: inout String, _ e: inout GraphEditor) {
+        replacementOutput = e.nodes[qs[0]].outputs[0]
+        for (k, q) in qs.enumerated() {
+            if k == 0 { e.remove(q) } else {
+                e.replace(q, with: Node(name: e.nodes[q].name, opType: "Identity", inputs: [replacementOutput], outputs: e.nodes[q].outputs))
+            }
+        }
+    }
+
+    // MARK: patterns
+
+    private func fuseAnchor(_ i: Int, _ e: inout GraphEditor, _ r: inout PassReport, kind: String) {
+        let anchor = e.nodes[i]
+        guard let x = Self.dequantized(anchor.inputs[0], e) else { return }
+        guard let w = Self.dequantizedConstant(anchor.inputs[1], e) else {
+            r.skipped.append("\(anchor.label): weights are not a dequantized s8 constant")
+            return
+        }
+        var weights = w.w, scales = w.scales
+        var biasName = ""
+        var bias: Tensor? = nil
+        if kind == "QConv" {
+            guard w.axis == -1 || w.axis == 0 else { r.skipped.append("\(anchor.label): weight scales on axis \(w.axis)"); return }
+        } else {
+            // MatMul [K, N] per column (axis 1); Gemm with transB stores [N, K] per row (axis 0).
+            guard weights.shape.count == 2 else { return }
+            if anchor.opType == "Gemm" {
+                guard anchor.int("transA") != 1, (anchor.float("alpha") ?? 1) == 1, (anchor.float("beta") ?? 1) == 1 else {
+                    r.skipped.append("\(anchor.label): Gemm with transA/alpha/beta stays FP32"); return
+                }
+                if anchor.int("transB") == 1 {
+                    let (n, k) = (weights.shape[0], weights.shape[1])
+                    let v = weights.intValues()
+                    weights = Tensor(shape: [k, n], values: (0..<(k * n)).map { Double(v[($0 % n) * k + $0 / n]) }, elementType: .s8)
+                    guard w.axis == -1 || w.axis == 0 else { return }
+                } else {
+                    guard w.axis == -1 || w.axis == 1 else { return }
+                }
+            } else {
+                guard w.axis == -1 || w.axis == 1 else { r.skipped.append("\(anchor.label): weight scales on axis \(w.axis)"); return }
+            }
+        }
+        if scales.count == 1 { scales = [scales[0]] }
+        if let b = anchor.input(2) {
+            guard let t = Self.realConstant(b, e) else { r.skipped.append("\(anchor.label): bias is not constant"); return }
+            bias = t
+        }
+        // Post-op chain: activations, at most one residual Add of another quantized tensor.
+        var chain = PostOpChain()
+        var cur = anchor.outputs[0]
+        var consumed: [Int] = []
+        var z: (q: String, p: QuantParams)? = nil
+        while let ci = e.soleConsumer(cur) {
+            let n = e.nodes[ci]
+            if n.inputs.first == cur, let acts = Activation.of(n, constants: e.constant), PostOpFusion.append(acts, to: &chain) {
+            } else if n.opType == "Add", z == nil, n.inputs.count == 2, let other = n.inputs.first(where: { $0 != cur }),
+                      let dz = Self.dequantized(other, e) {
+                z = (dz.q, dz.p)
+                chain.ops.append(.sum)
+                chain.sumInPlace = (e.consumers[dz.q]?.count ?? 0) == 1 && !e.graphOutputs.contains(dz.q)
+            } else { break }
+            consumed.append(ci)
+            cur = n.outputs[0]
+        }
+        var attrs = anchor.attributes
+        for (k, v) in chain.attributes { attrs[k] = v }
+        for (k, v) in x.p.attributes("x") { attrs[k] = v }
+        if let z { for (k, v) in z.p.attributes("z") { attrs[k] = v } }
+        attrs["w_scales"] = .floats(scales)
+        attrs.removeValue(forKey: "transB")
+        var output = cur
+        var outNote = "f32 output"
+        if let (qs, yp) = Self.quantizedBy(cur, e) {
+            for (k, v) in yp.attributes("y") { attrs[k] = v }
+            Self.absorbOutputQuantizers(qs, into: &output, &e)
+            outNote = "\(yp.type) output"
+        }
+        let wName = e.freshName(anchor.inputs[1] + ".q")
+        e.addInitializer(wName, weights)
+        var inputs = [x.q, wName, "", z?.q ?? ""]
+        if let bias {
+            biasName = e.freshName(anchor.name + ".bias")
+            e.addInitializer(biasName, Tensor(shape: [bias.count], scalars: bias.floatValues()))
+            inputs[2] = biasName
+        }
+        if z == nil { inputs.removeLast() }
+        let last = consumed.last ?? i
+        e.replace(last, with: Node(name: anchor.name, opType: kind, domain: FusedOps.domain, inputs: inputs,
+                                   outputs: [output], attributes: attrs))
+        if last != i { e.remove(i) }
+        for c in consumed.dropLast() { e.remove(c) }
+        r.applied.append("\(anchor.label) -> \(kind) \(x.p.type) input, \(outNote)\(chain.summary)")
+    }
+
+    private func fuseBinary(_ i: Int, _ e: inout GraphEditor, _ r: inout PassReport) {
+        let n = e.nodes[i]
+        guard n.inputs.count == 2, let a = Self.dequantized(n.inputs[0], e), let b = Self.dequantized(n.inputs[1], e) else { return }
+        guard a.p.zeroPoint == 0, b.p.zeroPoint == 0 else {
+            r.skipped.append("\(n.label): zero points (oneDNN binary has none): stays FP32"); return
+        }
+        var attrs: [String: AttributeValue] = [:]
+        for (k, v) in a.p.attributes("x") { attrs[k] = v }
+        for (k, v) in b.p.attributes("b") { attrs[k] = v }
+        var output = n.outputs[0]
+        if let (qs, yp) = Self.quantizedBy(output, e), yp.zeroPoint == 0 {
+            for (k, v) in yp.attributes("y") { attrs[k] = v }
+            Self.absorbOutputQuantizers(qs, into: &output, &e)
+        }
+        e.replace(i, with: Node(name: n.name, opType: "Q" + n.opType, domain: FusedOps.domain, inputs: [a.q, b.q],
+                                outputs: [output], attributes: attrs))
+        r.applied.append("\(n.label) -> Q\(n.opType)")
+    }
+
+    private func fusePassThrough(_ i: Int, _ e: inout GraphEditor, _ r: inout PassReport) {
+        let n = e.nodes[i]
+        var inputs = n.inputs
+        var p: QuantParams? = nil
+        let dataInputs = n.opType == "Concat" ? Array(n.inputs.indices) : [0]
+        for k in dataInputs where !n.inputs[k].isEmpty {
+            guard let d = Self.dequantized(n.inputs[k], e) else { return }
+            if let p, p != d.p { r.skipped.append("\(n.label): inputs with different scales stay FP32"); return }
+            p = d.p
+            inputs[k] = d.q
+        }
+        guard let p, n.outputs.count == 1, let (qs, yp) = Self.quantizedBy(n.outputs[0], e), yp == p else { return }
+        var output = n.outputs[0]
+        Self.absorbOutputQuantizers(qs, into: &output, &e)
+        var rewired = n
+        rewired.inputs = inputs
+        rewired.outputs = [output]
+        e.replace(i, with: rewired)
+        r.applied.append("\(n.label) runs on \(p.type)")
+    }
+}
+
+extension Graph {
+    /// Removes nodes none of whose outputs is read or is a graph output.
+    mutating func removeDeadNodes() {
+        var changed = true
+        while changed {
+            changed = false
+            let used = Set(nodes.flatMap(\.inputs)).union(outputs.map(\.name))
+            let before = nodes.count
+            nodes.removeAll { n in !n.outputs.contains(where: { used.contains($0) }) }
+            changed = nodes.count != before
+        }
+        let used = Set(nodes.flatMap(\.inputs)).union(outputs.map(\.name))
+        initializers = initializers.filter { used.contains($0.key) }
+    }
+}
