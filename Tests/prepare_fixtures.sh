@@ -39,6 +39,11 @@ for e in json.load(open("Models/models.json"))["entries"]:
     print(e["name"], os.path.join(os.environ["DNNL_QUANT_CACHE"], e["path"]))')
 model_path() { echo "${MODEL_PATH[$1]:?unknown model $1}"; }
 
+# One preparation at a time per cache (two test runs may start together).
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.prepare_fixtures.lock"
+if command -v flock >/dev/null; then flock 9; fi
+
 if [ "${1:-}" != "--force" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" ]; then
   all_there=1
   for m in "${MODELS[@]}"; do [ -f "$(model_path "$m")" ] || all_there=0; done

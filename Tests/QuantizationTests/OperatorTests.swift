@@ -42,6 +42,36 @@ final class OperatorTests: XCTestCase {
     func testRecurrent() throws { try runFamily("rnn") }
     func testChainsThroughBlockedLayouts() throws { try runFamily("chain") }
 
+    // MARK: engine bugs these fixtures found (left out of the family tests above)
+
+    /// Cases that showed an engine bug, each run by a test of its own below, so that the family
+    /// tests keep reporting on every other case. A fixed bug turns its test green; the case
+    /// can then stay here as a regression test.
+    static let bugCases: [String: String] = [
+        "avgpool_ceil_include_pad": "testAveragePoolCeilModeWithCountIncludePad",
+        "resize_half_pixel_floor_2x": "testResizeHalfPixelFloorAndCeilAtIntegerScales",
+        "resize_half_pixel_ceil_2x": "testResizeHalfPixelFloorAndCeilAtIntegerScales",
+    ]
+
+    /// AveragePool with ceil_mode 1 and count_include_pad 1: ONNX (and onnxruntime, and the
+    /// onnx reference evaluator) divide a window that runs past the end padding by the cells
+    /// inside input + pads only; PoolingKernels enlarges the end padding to get ceil_mode's
+    /// output size, and oneDNN's averageIncludePadding then counts the extra cells too (the
+    /// last row/column come out too small, e.g. 0.337 instead of 0.506).
+    func testAveragePoolCeilModeWithCountIncludePad() throws {
+        try runCases(["avgpool_ceil_include_pad"])
+    }
+
+    /// Resize nearest, half_pixel, integer scale 2, nearest_mode floor or ceil: ResizeKernels
+    /// takes the oneDNN resampling path for every half_pixel integer scale, but oneDNN's rule
+    /// (source floor((o + 0.5) / s)) equals ONNX's (x = (o + 0.5) / s - 0.5, then the nearest
+    /// mode) only for round_prefer_floor/round_prefer_ceil. With floor, output 2 must read input
+    /// 0 (floor(0.75)), oneDNN reads 1; with ceil, output 1 must read input 1 (ceil(0.25)),
+    /// oneDNN reads 0.
+    func testResizeHalfPixelFloorAndCeilAtIntegerScales() throws {
+        try runCases(["resize_half_pixel_floor_2x", "resize_half_pixel_ceil_2x"])
+    }
+
     /// The fixture script and this file agree: every case is run by one of the tests above.
     func testEveryCaseBelongsToATestedFamily() throws {
         let cases = try OperatorFixture.cases()
@@ -61,7 +91,7 @@ final class OperatorTests: XCTestCase {
         let cases = try OperatorFixture.cases()
         var failed: [String] = []
         for family in Self.families {
-            for name in cases.filter({ $0.value.family == family }).keys.sorted().prefix(3)
+            for name in cases.filter({ $0.value.family == family && Self.bugCases[$0.key] == nil }).keys.sorted().prefix(3)
             where !check(name, cases[name]!, options: SessionOptions(optimize: false)) {
                 failed.append(name)
             }
@@ -72,11 +102,21 @@ final class OperatorTests: XCTestCase {
     // MARK: helpers
 
     private func runFamily(_ family: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let cases = try OperatorFixture.cases().filter { $0.value.family == family }
+        let cases = try OperatorFixture.cases().filter { $0.value.family == family && Self.bugCases[$0.key] == nil }
         XCTAssertFalse(cases.isEmpty, "no \(family) cases in cases.json", file: file, line: line)
         var failed: [String] = []
         for name in cases.keys.sorted() where !check(name, cases[name]!) { failed.append(name) }
         XCTAssertEqual(failed, [], "\(family): \(failed.count) of \(cases.count) cases failed", file: file, line: line)
+    }
+
+    private func runCases(_ names: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let cases = try OperatorFixture.cases()
+        var failed: [String] = []
+        for name in names {
+            guard let c = cases[name] else { XCTFail("no case \(name)", file: file, line: line); continue }
+            if !check(name, c) { failed.append(name) }
+        }
+        XCTAssertEqual(failed, [], "\(failed.count) of \(names.count) cases failed", file: file, line: line)
     }
 
     /// Runs one case; reports every problem with the case's name and returns whether it passed.

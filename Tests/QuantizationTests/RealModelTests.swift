@@ -229,6 +229,11 @@ final class RealModelTests: XCTestCase {
         try checkBatch("ppocr_v2_rec", "words_v2", count: 3, output: "save_infer_model/scale_0.tmp_1")
     }
 
+    /// Three words through the v4 recogniser (SVTR: attention MatMuls with a batch dim) as one batch.
+    func testRecogniserV4BatchEqualsSingleRuns() throws {
+        try checkBatch("ppocr_v4_rec", "words_v4", count: 3, output: "softmax_11.tmp_0")
+    }
+
     /// One v4 recogniser session fed widths 320, 480, a crop to the text, and 320 again: each new
     /// width compiles a plan of its own (sequence length W/8), and going back reuses the first.
     func testRecogniserV4ReplansForNewWidths() throws {

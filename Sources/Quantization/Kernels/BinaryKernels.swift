@@ -108,9 +108,14 @@ enum BinaryKernels {
             }
             return attr
         }
-        let pd: PrimitiveDescriptor
+        var pd: PrimitiveDescriptor
         do {
             pd = try PrimitiveDescriptor.binary(alg, src0: md0, src1: md1, dst: md0, attributes: attr, engine: l.engine)
+            if constant1 != nil && pd.src(1).isFormatAny {
+                // oneDNN leaves a broadcast operand's `any` unresolved: store it plain.
+                md1 = try l.descriptor(dims: dims1, .f32)
+                pd = try PrimitiveDescriptor.binary(alg, src0: md0, src1: md1, dst: md0, attributes: attr, engine: l.engine)
+            }
         } catch {
             guard !md0.isPlainRowMajor else { throw l.fail(.runtime, "\(error)") }
             // A blocked src0 oneDNN cannot broadcast over: retry in plain layout.

@@ -24,6 +24,7 @@ enum PoolingKernels {
                                          dilations: dilations, transposed: false,
                                          outputPadding: [Int](repeating: 0, count: sp))
         let ceil = node.int("ceil_mode") == 1
+        let declaredEnd = padE
         var out: [Int] = []
         for i in 0..<sp {
             let k = (kernel[i] - 1) * dilations[i] + 1
@@ -36,8 +37,15 @@ enum PoolingKernels {
         }
         let alg: PoolingAlgorithm = node.opType.contains("Max") ? .max
             : (node.int("count_include_pad") == 1 ? .averageIncludePadding : .averageExcludePadding)
-        let src = try l.slot(node.inputs[0])
         let outShape = Array(xShape[..<2]) + out
+        if alg == .averageIncludePadding && padE != declaredEnd {
+            // ceil_mode windows past the declared padding: ONNX divides by the window's part
+            // inside input + declared padding, oneDNN by the whole window. A Swift kernel.
+            try averageIncludingDeclaredPadding(node, l, xShape: xShape, outShape: outShape, kernel: kernel,
+                                                strides: strides, dilations: dilations, padB: padB, padE: declaredEnd)
+            return
+        }
+        let src = try l.slot(node.inputs[0])
         let pd = try l.wrap { () throws(DNNLError) in
             try PrimitiveDescriptor.pooling(
                 alg, src: l.descriptor(src),
@@ -48,6 +56,44 @@ enum PoolingKernels {
         let dst = l.newSlot(node.outputs[0], shape: outShape, pd.dst)
         try l.emit(pd, [(.src, src), (.dst, dst)], label: "\(l.where_()) pooling")
         l.note("\(pd.implementation) \(alg) (\(pd.dst.dataType))")
+        l.define(node.outputs[0], .slot(dst))
+    }
+
+    static func averageIncludingDeclaredPadding(_ node: Node, _ l: Lowering, xShape: [Int], outShape: [Int], kernel: [Int],
+                                                strides: [Int], dilations: [Int], padB: [Int], padE: [Int]) throws(GraphError) {
+        let src = try l.plain(try l.slot(node.inputs[0]))
+        let dst = l.newSlot(node.outputs[0], shape: outShape, try l.descriptor(dims: outShape, .f32))
+        let sp = kernel.count, spatial = Array(xShape[2...]), outSpatial = Array(outShape[2...])
+        let planes = xShape[0] * xShape[1]
+        let inSize = spatial.reduce(1, *), outSize = outSpatial.reduce(1, *)
+        let inStrides = Broadcast.strides(spatial)
+        let kSize = kernel.reduce(1, *)
+        l.emitCustom("\(l.where_()) average pool (ceil mode, count_include_pad)", slots: [src, dst]) { m in
+            let x = m[0].dataPointer.assumingMemoryBound(to: Float.self)
+            let y = m[1].dataPointer.assumingMemoryBound(to: Float.self)
+            var o = [Int](repeating: 0, count: sp), k = [Int](repeating: 0, count: sp)
+            for p in 0..<planes {
+                for oi in 0..<outSize {
+                    var rem = oi
+                    for d in stride(from: sp - 1, through: 0, by: -1) { o[d] = rem % outSpatial[d]; rem /= outSpatial[d] }
+                    var sum: Float = 0, count = 0
+                    for ki in 0..<kSize {
+                        var r = ki
+                        for d in stride(from: sp - 1, through: 0, by: -1) { k[d] = r % kernel[d]; r /= kernel[d] }
+                        var inside = true, inPadded = true, idx = 0
+                        for d in 0..<sp {
+                            let c = o[d] * strides[d] - padB[d] + k[d] * dilations[d]
+                            if c < -padB[d] || c >= spatial[d] + padE[d] { inPadded = false }
+                            if c < 0 || c >= spatial[d] { inside = false } else { idx += c * inStrides[d] }
+                        }
+                        if inPadded { count += 1 }
+                        if inside { sum += x[p * inSize + idx] }
+                    }
+                    y[p * outSize + oi] = count > 0 ? sum / Float(count) : 0
+                }
+            }
+        }
+        l.note("Swift kernel (average pool, ceil mode with count_include_pad)")
         l.define(node.outputs[0], .slot(dst))
     }
 }

@@ -38,8 +38,11 @@ enum ResizeKernels {
         let integer = zip(out, shape).allSatisfy { o, i in i > 0 && o % i == 0 } && shape.count >= 3
         let ctm = node.string("coordinate_transformation_mode") ?? (l.opset < 11 ? "asymmetric" : "half_pixel")
         let nearestMode = node.string("nearest_mode") ?? "round_prefer_floor"
+        // oneDNN rounds half-pixel coordinates half away from zero: at integer scales that
+        // equals ONNX round_prefer_floor/ceil (no exact halves occur), not floor or ceil.
+        let halfPixel = ctm == "half_pixel" || ctm == "pytorch_half_pixel"
         let dnnlMatches = integer && ((ctm == "asymmetric" && nearestMode == "floor")
-                                      || ctm == "half_pixel" || ctm == "pytorch_half_pixel")
+                                      || (halfPixel && nearestMode.hasPrefix("round_prefer")))
         if dnnlMatches {
             let pd = try l.wrap { () throws(DNNLError) in
                 try PrimitiveDescriptor.resampling(

@@ -32,12 +32,8 @@ struct PostOpFusion: GraphPass {
             if let columns = matmulColumns, chain.isEmpty, bias == nil, n.opType == "Add",
                let (other, c, _) = e.constantOperand(n), other == cur, c.count == columns, c.shape.last == columns {
                 bias = n.inputs.first { $0 != cur }
-            } else if n.inputs.first == cur, let acts = Activation.of(n, constants: e.constant) {
+            } else if let acts = Self.eltwise(n, applyingTo: cur, e) {
                 guard Self.append(acts, to: &chain) else { break }
-            } else if let (other, c, first) = e.constantOperand(n), other == cur, c.count == 1,
-                      ["Add", "Sub", "Mul", "Div"].contains(n.opType),
-                      let act = BinaryKernels.scalarForm(n.opType, c.floatValues()[0], constantFirst: first) {
-                guard Self.append([act], to: &chain) else { break }
             } else if n.opType == "Add", z == nil, n.inputs.count == 2, n.inputs[0] != n.inputs[1],
                       let other = n.inputs.first(where: { $0 != cur }), e.constant(other) == nil {
                 z = other
@@ -60,6 +56,18 @@ struct PostOpFusion: GraphPass {
         e.remove(i)
         for c in consumed.dropLast() { e.remove(c) }
         r.applied.append("\(anchor.label)\(bias != nil ? " +bias" : "")\(chain.summary) (\(consumed.count) nodes)")
+    }
+
+    /// The eltwise functions a node applies to `value`: an activation, or Add/Sub/Mul/Div by a
+    /// scalar constant (`linear`). Nil when it is neither.
+    static func eltwise(_ n: Node, applyingTo value: String, _ e: GraphEditor) -> [Activation]? {
+        if n.inputs.first == value, let acts = Activation.of(n, constants: e.constant) { return acts }
+        if let (other, c, first) = e.constantOperand(n), other == value, c.count == 1,
+           ["Add", "Sub", "Mul", "Div"].contains(n.opType),
+           let act = BinaryKernels.scalarForm(n.opType, c.floatValues()[0], constantFirst: first) {
+            return [act]
+        }
+        return nil
     }
 
     /// Appends eltwise post-ops, merging consecutive `linear`s (`a2 (a1 x + b1) + b2`).

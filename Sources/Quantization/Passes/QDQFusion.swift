@@ -140,7 +140,11 @@ struct QDQFusion: GraphPass {
         var z: (q: String, p: QuantParams)? = nil
         while let ci = e.soleConsumer(cur) {
             let n = e.nodes[ci]
-            if n.inputs.first == cur, let acts = Activation.of(n, constants: e.constant), PostOpFusion.append(acts, to: &chain) {
+            if anchor.opType == "MatMul", bias == nil, chain.isEmpty, n.opType == "Add",
+               let (other, bt, _) = e.constantOperand(n), other == cur, bt.count == weights.shape[1],
+               bt.shape.last == weights.shape[1], bt.elementType == .f32 {
+                bias = bt
+            } else if let acts = PostOpFusion.eltwise(n, applyingTo: cur, e), PostOpFusion.append(acts, to: &chain) {
             } else if n.opType == "Add", z == nil, n.inputs.count == 2, let other = n.inputs.first(where: { $0 != cur }),
                       let dz = Self.dequantized(other, e) {
                 z = (dz.q, dz.p)

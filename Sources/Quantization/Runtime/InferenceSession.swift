@@ -93,6 +93,14 @@ public final class InferenceSession: @unchecked Sendable {
         return try plan(for: feeds).notes
     }
 
+    /// The inferred shape of every value of the optimized graph for inputs of these shapes.
+    public func valueShapes(for feeds: [String: Tensor]) throws(GraphError) -> [String: [Int]] {
+        try validate(feeds)
+        lock.lock()
+        defer { lock.unlock() }
+        return try plan(for: feeds).valueShapes
+    }
+
     /// Bytes of the buffers of the plan for these input shapes (activations after reuse,
     /// weights, scratchpad).
     public func planByteCount(for feeds: [String: Tensor]) throws(GraphError) -> Int {

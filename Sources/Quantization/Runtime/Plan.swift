@@ -35,6 +35,8 @@ final class Plan {
     let arena: BufferArena
     let notes: [(node: String, note: String)]
     let slots: [Slot]
+    /// The inferred shape of every value (run-time and constant) of this plan.
+    let valueShapes: [String: [Int]]
     private let scratchpad: Memory?
 
     /// Materializes a lowering: assigns buffers, creates memories, fills constants, binds
@@ -44,6 +46,12 @@ final class Plan {
         inputSlots = inputs
         self.outputs = outputs
         notes = l.notes
+        valueShapes = l.values.mapValues { v in
+            switch v {
+            case .constant(let t): t.shape
+            case .slot(let s): l.slots[s].shape
+            }
+        }
         let slots = l.slots
         self.slots = slots
         let arena = BufferArena()

@@ -160,7 +160,7 @@ def conv_cases():
            strides=[2, 2], auto_pad="SAME_LOWER")
     deconv("convtranspose_dilation", [1, 2, 4, 4], [2, 3, 3, 3], "dilations 2, stride 2, pads 1",
            strides=[2, 2], dilations=[2, 2], pads=[1, 1, 1, 1])
-    conv("conv_blocked16", [1, 16, 5, 5], [16, 16, 3, 3], "16 -> 16 channels (blocked layouts)",
+    conv("conv_blocked16", [1, 16, 4, 4], [16, 8, 3, 3], "16 -> 16 channels, group 2 (blocked layouts)", group=2,
          pads=[1, 1, 1, 1])
 
 
@@ -591,11 +591,11 @@ def chain_cases():
         "Conv", [inp, wn, bn], [out], name="conv_" + out, pads=[k // 2] * 4, **a)
     chain("chain_conv_relu_maxpool", [conv("c"), node("Relu", ["c"], ["r"]),
                                       node("MaxPool", ["r"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
-          [1, 16, 6, 6], "Conv -> Relu -> MaxPool", {"w": w(16, 16), "b": b(16)})
+          [1, 16, 4, 4], "Conv -> Relu -> MaxPool", {"w": w(16, 16), "b": b(16)})
     chain("chain_conv_residual_add", [conv("c"), node("Add", ["c", "x"], ["s"]), node("Relu", ["s"], ["y"])],
           [1, 16, 4, 4], "Conv + x -> Relu (residual)", {"w": w(16, 16), "b": b(16)})
     chain("chain_conv_mul_channel", [conv("c"), node("Mul", ["c", "m"], ["y"])],
-          [1, 16, 5, 5], "Conv * constant [16,1,1]", {"w": w(16, 16), "b": b(16),
+          [1, 16, 3, 3], "Conv * constant [16,1,1]", {"w": w(16, 16), "b": b(16),
                                                        "m": lambda r: randn(r, 16, 1, 1)})
     chain("chain_conv_bn_relu", [conv("c"), node("BatchNormalization", ["c", "s", "bb", "m", "v"], ["n"]),
                                  node("Relu", ["n"], ["y"])],
@@ -610,7 +610,7 @@ def chain_cases():
                                                      "g": lambda r: randn(r, 5, 64, scale=0.125),
                                                      "gb": b(5)})
     chain("chain_conv_concat_input", [conv("c"), node("Concat", ["c", "x"], ["y"], axis=1)],
-          [1, 16, 4, 4], "Conv -> Concat with the graph input", {"w": w(16, 16), "b": b(16)})
+          [1, 16, 3, 3], "Conv -> Concat with the graph input", {"w": w(16, 16), "b": b(16)})
     chain("chain_conv_split", [conv("c"), node("Split", ["c"], ["y0", "y1"], axis=1)],
           [1, 16, 4, 4], "Conv -> Split channels 8/8", {"w": w(16, 16), "b": b(16)}, outputs=("y0", "y1"))
     chain("chain_conv_resize_1p5", [conv("c"),
@@ -622,7 +622,7 @@ def chain_cases():
           [1, 16, 3, 3], "Conv -> Softmax axis 1 (opset 13)", {"w": w(16, 16), "b": b(16)})
     chain("chain_conv_gap_reshape", [conv("c"), node("GlobalAveragePool", ["c"], ["g"]),
                                      node("Reshape", ["g", "s"], ["y"])],
-          [2, 16, 5, 5], "Conv -> GlobalAveragePool -> Reshape [N,-1]", {
+          [2, 16, 3, 3], "Conv -> GlobalAveragePool -> Reshape [N,-1]", {
               "w": w(16, 16), "b": b(16), "s": np.array([0, -1], np.int64)})
     chain("chain_conv_sigmoid_mul", [conv("c"), node("Sigmoid", ["c"], ["g"]), node("Mul", ["c", "g"], ["y"])],
           [1, 16, 4, 4], "Conv -> x * Sigmoid(x) (swish)", {"w": w(16, 16), "b": b(16)})
@@ -640,9 +640,9 @@ def chain_cases():
           node("Mul", ["x", "h"], ["y"])]
     se_inits = {"w": w(16, 16), "off": lambda r: randn(r, 16, scale=0.5),
                 "off_shape": np.array([1, 16, 1, 1], np.int64)}
-    chain("chain_se_gate", se, [1, 16, 4, 4], "PP-OCR (paddle2onnx) squeeze-excite: GAP, Conv, Add "
+    chain("chain_se_gate", se, [1, 16, 3, 3], "PP-OCR (paddle2onnx) squeeze-excite: GAP, Conv, Add "
           "Reshape(constant, [1,C,1,1]), HardSigmoid, Mul (batch 1)", se_inits)
-    chain("chain_se_gate_batch2", se, [2, 16, 4, 4], "the same squeeze-excite block on a batch of 2 "
+    chain("chain_se_gate_batch2", se, [2, 16, 3, 3], "the same squeeze-excite block on a batch of 2 "
           "([2,C,1,1] + constant [1,C,1,1])", se_inits)
     chain("chain_conv_add_channel_batch2", [conv("c"), node("Add", ["c", "off"], ["y"])],
           [2, 16, 3, 3], "Conv (batch 2) + constant [1,16,1,1]", {"w": w(16, 16), "b": b(16),
