@@ -8,7 +8,7 @@ struct DnnlQuant: ParsableCommand {
         commandName: "dnnl-quant",
         abstract: "INT8 inference and quantization of ONNX models on oneDNN.",
         version: QuantizationLibrary.version,
-        subcommands: [Run.self, Bench.self, Inspect.self, Info.self])
+        subcommands: [Run.self, Quantize.self, Bench.self, Inspect.self, Info.self])
 }
 
 /// `dnnl-quant info`: the oneDNN version, the instruction set in use and the thread count.

@@ -339,9 +339,10 @@ final class CalibrationTests: XCTestCase {
         XCTAssertEqual(positive.range(.minMax, unsigned: false), TensorRange(min: 0, max: 3.7))
         XCTAssertEqual(negative.range(.minMax, unsigned: false), TensorRange(min: -0.02, max: 0))
         // Subnormal data: the threshold is raised to the guard.
-        let tiny = observer([1e-40, -1e-41])
+        let subnormal = Float.leastNormalMagnitude / 16
+        let tiny = observer([subnormal, -subnormal / 8])
         XCTAssertEqual(tiny.range(.absMax, unsigned: false), TensorRange(min: -epsilon, max: epsilon))
-        XCTAssertEqual(tiny.range(.minMax, unsigned: false), TensorRange(min: -epsilon, max: 1e-40))
+        XCTAssertEqual(tiny.range(.minMax, unsigned: false), TensorRange(min: -epsilon, max: subnormal))
         // Extremes stay finite.
         let huge = observer([Float.greatestFiniteMagnitude, -1, 0.5])
         for method in allMethods {

@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import Quantization
+
+/// `dnnl-quant quantize MODEL.onnx --calibration DIR --output OUT.onnx [...]`
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Quantize an FP32 ONNX model to INT8 (QDQ ONNX) from calibration samples.",
+        discussion: """
+            DIR holds one sample per file: .npz keyed by input name, or .npy for a single-input model. \
+            The result is standard QDQ ONNX (opset >= 13): run, bench and inspect run it on the INT8 \
+            engine, and onnxruntime runs it too.
+            """)
+
+    @Argument(help: "The FP32 ONNX model.") var model: String
+    @Option(name: .long, help: "Folder of calibration samples (.npy/.npz).") var calibration: String?
+    @Option(name: .long, help: "Where to write the quantized model.") var output: String
+    @Option(name: .long, help: "Calibration method: minmax, absmax, entropy, percentile, mse.") var method: String = "entropy"
+    @Option(name: .long, help: "Percentile for --method percentile (default 99.99).") var percentile: Double?
+    @Option(name: .long, help: "Keep this node in FP32 (repeatable).") var exclude: [String] = []
+    @Option(name: .customLong("exclude-op-type"), help: "Keep every node of this op type in FP32 (repeatable).") var excludeOpType: [String] = []
+    @Option(name: .customLong("accuracy-budget"), help: "Minimum output SQNR in dB (not supported yet).") var accuracyBudget: Double?
+    @Option(name: .customLong("save-calibration"), help: "Write the calibration table (JSON).") var saveCalibration: String?
+    @Option(name: .customLong("load-calibration"), help: "Use a saved calibration table instead of calibrating.") var loadCalibration: String?
+    @Option(name: .long, help: "Write the quantization report (JSON).") var report: String?
+    @Option(name: .customLong("dump-each-pass"), help: "Write the graph after each pass (not supported yet).") var dumpEachPass: String?
+    @Option(name: .customLong("max-samples"), help: "Use at most this many calibration samples.") var maxSamples: Int?
+    @Flag(name: .long, help: "Dynamic quantization without calibration (not supported yet).") var dynamic = false
+
+    func validate() throws {
+        guard CalibrationMethod(name: method, percentile: percentile) != nil else {
+            throw ValidationError("--method \(method): use one of \(CalibrationMethod.names.joined(separator: ", "))")
+        }
+        if percentile != nil && method != "percentile" { throw ValidationError("--percentile needs --method percentile") }
+        if let p = percentile, !(p > 0 && p <= 100) { throw ValidationError("--percentile must be in (0, 100], got \(p)") }
+        if dynamic { throw ValidationError("--dynamic: dynamic quantization is not supported yet; give --calibration DIR") }
+        if accuracyBudget != nil { throw ValidationError("--accuracy-budget is not supported yet") }
+        if dumpEachPass != nil { throw ValidationError("--dump-each-pass is not supported yet") }
+        if calibration == nil && loadCalibration == nil { throw ValidationError("give --calibration DIR (or --load-calibration T.json with --calibration for one sample)") }
+        if let m = maxSamples, m < 1 { throw ValidationError("--max-samples must be at least 1") }
+    }
+
+    func run() throws {
+        let m = try Model(contentsOf: URL(fileURLWithPath: model))
+        let options = PostTrainingQuantizer.Options(
+            calibration: CalibrationMethod(name: method, percentile: percentile)!, excludeNodes: Set(exclude),
+            excludeOpTypes: Set(excludeOpType), maxSamples: maxSamples, progress: true)
+        let quantizer = PostTrainingQuantizer(options)
+        guard let dir = calibration else { throw CLIError("--load-calibration needs --calibration DIR for the input shapes") }
+        let reader: CalibrationReader
+        do { reader = try CalibrationReader(directory: URL(fileURLWithPath: dir), inputNames: m.inputs.map(\.name)) } catch {
+            throw CLIError("--calibration \(dir): \(error)")
+        }
+        let result: PostTrainingQuantizer.Result
+        if let t = loadCalibration {
+            let table: CalibrationTable
+            do { table = try CalibrationTable(contentsOf: URL(fileURLWithPath: t)) } catch { throw CLIError("--load-calibration: \(error)") }
+            result = try quantizer.quantize(m, table: table, sample: try reader.sample(at: 0))
+        } else {
+            var index = 0
+            result = try quantizer.quantize(m) {
+                guard index < reader.count else { return nil }
+                defer { index += 1 }
+                do { return try reader.sample(at: index) } catch { throw CLIError("--calibration \(dir): \(error)") }
+            }
+        }
+        if let s = saveCalibration {
+            do { try result.table.write(to: URL(fileURLWithPath: s)) } catch { throw CLIError("--save-calibration: \(error)") }
+        }
+        try result.model.write(to: URL(fileURLWithPath: output))
+        if let r = report {
+            let data = try result.report.jsonData()
+            do { try data.write(to: URL(fileURLWithPath: r), options: .atomic) } catch {
+                throw CLIError("--report \(r): cannot write (\(error.localizedDescription))")
+            }
+        }
+        print(result.report)
+        print("wrote \(output)")
+    }
+}
