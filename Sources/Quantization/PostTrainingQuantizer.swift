@@ -24,7 +24,7 @@ public struct PostTrainingQuantizer: Sendable {
         /// Report progress on standard error (a one-line bar when it is a terminal).
         public var progress: Bool
 
-        public init(calibration: CalibrationMethod = .entropy, weights: WeightGranularity = .perChannel,
+        public init(calibration: CalibrationMethod = .mse, weights: WeightGranularity = .perChannel,
                     excludeNodes: Set<String> = [], excludeOpTypes: Set<String> = [], maxSamples: Int? = nil,
                     progress: Bool = false) {
             self.calibration = calibration

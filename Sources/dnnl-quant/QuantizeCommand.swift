@@ -15,7 +15,7 @@ struct Quantize: ParsableCommand {
     @Argument(help: "The FP32 ONNX model.") var model: String
     @Option(name: .long, help: "Folder of calibration samples (.npy/.npz).") var calibration: String?
     @Option(name: .long, help: "Where to write the quantized model.") var output: String
-    @Option(name: .long, help: "Calibration method: minmax, absmax, entropy, percentile, mse.") var method: String = "entropy"
+    @Option(name: .long, help: "Calibration method: minmax, absmax, entropy, percentile, mse.") var method: String = "mse"
     @Option(name: .long, help: "Percentile for --method percentile (default 99.99).") var percentile: Double?
     @Option(name: .long, help: "Keep this node in FP32 (repeatable).") var exclude: [String] = []
     @Option(name: .customLong("exclude-op-type"), help: "Keep every node of this op type in FP32 (repeatable).") var excludeOpType: [String] = []

@@ -95,6 +95,18 @@ enum Int8Kernels {
             let p = try l.plain(r)
             r = l.alias(of: p, name: z + ".view", shape: shape, try l.descriptor(dims: shape, zq.dataType))
         }
+        if md.dataType == .f32 {
+            // An f32 result sums the residual dequantized into its buffer.
+            let dst = l.newSlot(name, shape: shape, md)
+            let attr = try l.wrap { () throws(DNNLError) in
+                let a = try PrimitiveAttributes()
+                try a.setOutputScales([zq.scale])
+                if zq.zeroPoint != 0 { try a.setZeroPoints([Int32(zq.zeroPoint)], for: .src) }
+                return a
+            }
+            try l.reorder(from: r, to: dst, attributes: attr, label: "\(l.where_()) residual dequantize")
+            return dst
+        }
         let zView = try l.wrap { () throws(DNNLError) in try md.with(dataType: zq.dataType) }
         let owned = chain.sumInPlace && l.slots[r].aliasOf == nil && !l.slots[r].persistent && !l.isGraphInput(r)
         if owned && l.descriptor(r) == zView {
@@ -126,7 +138,7 @@ enum Int8Kernels {
             bias = zip(bt.floatValues(), real).map { $0 / $1 }  // accumulator units
         }
         let pd = try l.wrap { () throws(DNNLError) in
-            let attr = try attributes(realScales: real, mask: 1 << 1, x: xq, y: yq, z: zq, chain: chain)
+            let attr = try attributes(realScales: real, mask: 1 << 1, x: xq, y: yq, z: yq == nil ? nil : zq, chain: chain)
             return try PrimitiveDescriptor.convolutionForward(
                 src: MemoryDescriptor(dims: xShape, dataType: xq.dataType, tag: .any),
                 weights: MemoryDescriptor(dims: g.weightDims, dataType: .s8, tag: .any),
@@ -180,7 +192,7 @@ enum Int8Kernels {
         }
         let outShape = Array(aShape.dropLast()) + [n]
         let pd = try l.wrap { () throws(DNNLError) in
-            let attr = try attributes(realScales: real, mask: 1 << 1, x: a, y: yq, z: zq, chain: chain)
+            let attr = try attributes(realScales: real, mask: 1 << 1, x: a, y: yq, z: yq == nil ? nil : zq, chain: chain)
             return try PrimitiveDescriptor.matmul(
                 src: MemoryDescriptor(dims: [rows, k], dataType: a.dataType),
                 weights: MemoryDescriptor(dims: [k, n], dataType: .s8, tag: .any),

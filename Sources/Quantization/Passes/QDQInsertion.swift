@@ -100,7 +100,11 @@ struct QDQInsertion: GraphPass {
         n.inputs[1] = wd
         if n.opType != "MatMul", let b = n.input(2), let bt = graph.initializers[b], bt.count == channels {
             let bs = scales.map { $0 * xp.scale }
-            let bq = zip(bt.floatValues(), bs).map { Int32(clamping: Int(($0 / $1).rounded(.toNearestOrEven))) }
+            // Saturating: a bias beyond the int32 accumulator range (a tiny input scale) clamps.
+            let bq = zip(bt.floatValues(), bs).map { b, s -> Int32 in
+                let v = (Double(b) / Double(s)).rounded(.toNearestOrEven)
+                return v.isNaN ? 0 : Int32(max(min(v, Double(Int32.max)), Double(Int32.min)))
+            }
             let bqn = unique(b + "_quantized"), bsn = unique(b + "_scale"), bzn = unique(b + "_zero_point"), bdn = unique(b + "_dequantized")
             graph.initializers[bqn] = Tensor(shape: [channels], scalars: bq)
             graph.initializers[bsn] = Tensor(shape: [channels], scalars: bs)
