@@ -23,10 +23,21 @@ public struct PostTrainingQuantizer: Sendable {
         public var maxSamples: Int?
         /// Report progress on standard error (a one-line bar when it is a terminal).
         public var progress: Bool
+        /// Minimum SQNR (dB) of every model output against FP32 on the calibration samples:
+        /// while it is not met, the quantized unit whose output has the lowest SQNR is kept
+        /// FP32 and the model is quantized again (at most `maxFallbacks` times).
+        public var accuracyBudget: Double?
+        public var maxFallbacks: Int
+        /// Calibration samples (at most) the SQNR analysis runs on.
+        public var analysisSamples: Int
 
         public init(calibration: CalibrationMethod = .mse, weights: WeightGranularity = .perChannel,
                     excludeNodes: Set<String> = [], excludeOpTypes: Set<String> = [], maxSamples: Int? = nil,
-                    progress: Bool = false) {
+                    progress: Bool = false, accuracyBudget: Double? = nil, maxFallbacks: Int = 20,
+                    analysisSamples: Int = 8) {
+            self.accuracyBudget = accuracyBudget
+            self.maxFallbacks = maxFallbacks
+            self.analysisSamples = analysisSamples
             self.calibration = calibration
             self.weights = weights
             self.excludeNodes = excludeNodes
@@ -45,7 +56,7 @@ public struct PostTrainingQuantizer: Sendable {
     public struct Result: Sendable {
         public let model: Model
         public let table: CalibrationTable
-        public let report: QuantizationReport
+        public var report: QuantizationReport
     }
 
     /// Calibrates on `calibrationData` and quantizes.
@@ -72,7 +83,9 @@ public struct PostTrainingQuantizer: Sendable {
         let limit = options.maxSamples ?? Int.max
         var sample: [String: Tensor]? = first
         var count = 0
+        var kept: [[String: Tensor]] = []
         while let s = sample, count < limit {
+            if kept.count < options.analysisSamples { kept.append(s) }
             let outputs: [String: Tensor]
             do { outputs = try session.run(s) } catch {
                 throw QuantizationError("calibration sample \(count + 1): \(error)")
@@ -84,8 +97,73 @@ public struct PostTrainingQuantizer: Sendable {
         }
         if options.progress && isatty(2) != 0 { FileHandle.standardError.write("\n".data(using: .utf8)!) }
         let table = calibrator.table(method: options.calibration, unsigned: placement.unsigned)
-        return try quantize(model, prepared: prepared, placement: placement, table: table, shapes: shapes,
-                            warnings: calibrator.warnings)
+        return try quantizeWithinBudget(model, prepared: prepared, shapes: shapes, table: table,
+                                        observed: calibrator.table(method: .minMax, unsigned: []),
+                                        samples: kept, warnings: calibrator.warnings)
+    }
+
+    /// Quantizes; with samples, measures SQNR per quantized tensor and per output, and keeps
+    /// the worst units FP32 until `accuracyBudget` is met.
+    func quantizeWithinBudget(_ model: Model, prepared: Prepared, shapes: [String: [Int]], table: CalibrationTable,
+                              observed: CalibrationTable?, samples: [[String: Tensor]], warnings: [String]) throws -> Result {
+        var options = self.options
+        var fallbacks: [String] = []
+        while true {
+            let placement = prepared.placement(shapes: shapes, options: options)
+            var result = try quantize(model, prepared: prepared, placement: placement, table: table, shapes: shapes,
+                                      observed: observed, warnings: warnings)
+            guard !samples.isEmpty else { return result }
+            let sqnr = try Self.analyse(fp32: prepared, quantized: result.model, tensors: placement.tensors, samples: samples)
+            result.report.tensorSQNR = sqnr.tensors
+            result.report.outputSQNR = sqnr.outputs
+            result.report.fallbacks = fallbacks
+            guard let budget = options.accuracyBudget, let worst = sqnr.outputs.values.min(), worst < budget,
+                  fallbacks.count < options.maxFallbacks else { return result }
+            // Keep the unit with the least accurate output in FP32 and try again.
+            let candidates = placement.units.filter { sqnr.tensors[$0.output] != nil }
+            guard let unit = candidates.min(by: { sqnr.tensors[$0.output]! < sqnr.tensors[$1.output]! }) else { return result }
+            options.excludeNodes.insert(unit.anchor)
+            fallbacks.append(String(format: "%@ (output SQNR %.1f dB; model output %.1f dB < budget %.1f dB)",
+                                    unit.anchor, sqnr.tensors[unit.output]!, worst, budget))
+        }
+    }
+
+    /// SQNR in dB, `10 log10(sum x^2 / sum (x - y)^2)`, of each quantized tensor (its
+    /// dequantized INT8 value against FP32) and of each model output, over `samples`.
+    static func analyse(fp32: Prepared, quantized: Model, tensors: [String],
+                        samples: [[String: Tensor]]) throws -> (tensors: [String: Double], outputs: [String: Double]) {
+        let outputs = fp32.graph.outputs.map(\.name)
+        var g32 = fp32.graph, g8 = quantized.graph
+        let names8 = Set(g8.nodes.flatMap(\.outputs))
+        let pairs = tensors.compactMap { t -> (String, String)? in
+            let dq = t + "_dequantized"
+            return names8.contains(dq) ? (t, dq) : nil
+        }
+        let existing32 = Set(g32.outputs.map(\.name))
+        g32.outputs += pairs.map(\.0).filter { !existing32.contains($0) }.map { ValueInfo(name: $0, elementType: .f32, shape: nil) }
+        g8.outputs += pairs.map { ValueInfo(name: $0.1, elementType: .f32, shape: nil) }
+        let s32 = try InferenceSession(model: Model(graph: g32, opsetVersion: fp32.model.opsetVersion, source: fp32.model.source))
+        let s8 = try InferenceSession(model: Model(graph: g8, opsetVersion: quantized.opsetVersion, source: quantized.source))
+        var signal: [String: Double] = [:], noise: [String: Double] = [:]
+        func add(_ key: String, _ a: Tensor?, _ b: Tensor?) {
+            guard let a, let b, a.count == b.count, a.elementType == .f32, b.elementType == .f32 else { return }
+            let x = a.floatValues(), y = b.floatValues()
+            var sx = 0.0, se = 0.0
+            for i in 0..<x.count { let d = Double(x[i]) - Double(y[i]); sx += Double(x[i]) * Double(x[i]); se += d * d }
+            signal[key, default: 0] += sx
+            noise[key, default: 0] += se
+        }
+        for s in samples {
+            let r32 = try s32.run(s), r8 = try s8.run(s)
+            for (t, dq) in pairs { add("t:" + t, r32[t], r8[dq]) }
+            for o in outputs { add("o:" + o, r32[o], r8[o]) }
+        }
+        func db(_ key: String) -> Double? {
+            guard let sx = signal[key], let se = noise[key] else { return nil }
+            return se == 0 ? 200 : 10 * log10(max(sx, 1e-30) / se)
+        }
+        return (Dictionary(uniqueKeysWithValues: pairs.compactMap { p in db("t:" + p.0).map { (p.0, $0) } }),
+                Dictionary(uniqueKeysWithValues: outputs.compactMap { o in db("o:" + o).map { (o, $0) } }))
     }
 
     /// Quantizes with a saved calibration table (no calibration run); `sample` gives shapes.
@@ -125,6 +203,7 @@ public struct PostTrainingQuantizer: Sendable {
             throw QuantizationError("\(model.source) is already quantized (node \(q.label)); give the FP32 model")
         }
         var g = model.graph
+        _ = try ConstantFolding(opset: model.opsetVersion).apply(&g)
         _ = try ConvScaleShiftFolding().apply(&g)
         var analysis = g
         _ = try ActivationPatternFusion().apply(&analysis)
@@ -132,14 +211,16 @@ public struct PostTrainingQuantizer: Sendable {
     }
 
     func quantize(_ model: Model, prepared: Prepared, placement: QuantizationPlacement, table: CalibrationTable,
-                  shapes: [String: [Int]], warnings: [String]) throws -> Result {
+                  shapes: [String: [Int]], observed: CalibrationTable? = nil, warnings: [String]) throws -> Result {
         // One range per scale-propagation group: the union of its members'.
         var params: [String: QuantParams] = [:]
         for (root, members) in placement.groups {
             let ranges = members.compactMap { table.ranges[$0] }
             guard let lo = ranges.map(\.min).min(), let hi = ranges.map(\.max).max() else { continue }
             let unsigned = members.allSatisfy { placement.unsigned.contains($0) }
-            let p = Self.params(min: lo, max: hi, unsigned: unsigned)
+            // The observed extremes show skewed signed tensors (HardSwish: [-0.375, large]).
+            let seenMin = observed.flatMap { o in members.compactMap { o.ranges[$0]?.min }.min() }
+            let p = Self.params(min: lo, max: hi, unsigned: unsigned, observedMin: seenMin)
             params[root] = p
             for m in members { params[m] = p }
         }
@@ -158,12 +239,22 @@ public struct PostTrainingQuantizer: Sendable {
         return Result(model: q, table: table, report: report)
     }
 
-    /// Symmetric parameters covering `[min, max]`: u8 `[0, max]` with scale max/255, or s8
-    /// with scale max(|min|, |max|)/127; zero point 0 (oneDNN's fast path, PERF_NOTES.md).
-    static func params(min: Float, max: Float, unsigned: Bool) -> QuantParams {
+    /// Parameters covering `[min, max]`, zero point 0 where possible (oneDNN's fast path,
+    /// PERF_NOTES.md): u8 `[0, max]` with scale max/255 for non-negative tensors; s8 with scale
+    /// max(|min|, |max|)/127 for signed ones, unless the observed minimum shows a skewed range
+    /// (negative part under a quarter of the positive, as after HardSwish), which gets u8 with a
+    /// zero point over `[max(observedMin, -t), t]` (one more bit where the values are).
+    static func params(min: Float, max: Float, unsigned: Bool, observedMin: Float? = nil) -> QuantParams {
         let t = unsigned ? Swift.max(max, 0) : Swift.max(abs(min), abs(max))
         let safe = t > 0 && t.isFinite ? t : 1e-6
-        return QuantParams(scale: safe / (unsigned ? 255 : 127), zeroPoint: 0, type: unsigned ? .u8 : .s8)
+        if unsigned { return QuantParams(scale: safe / 255, zeroPoint: 0, type: .u8) }
+        if let m = observedMin, m < 0, -m < 0.25 * safe {
+            let lo = Swift.max(m, -safe)
+            let scale = (safe - lo) / 255
+            let zp = Swift.min(Swift.max(Int((-lo / scale).rounded(.toNearestOrEven)), 0), 255)
+            return QuantParams(scale: scale, zeroPoint: zp, type: .u8)
+        }
+        return QuantParams(scale: safe / 127, zeroPoint: 0, type: .s8)
     }
 
     static func progress(_ done: Int, _ total: Int?) {
@@ -205,9 +296,12 @@ public struct QuantizationReport: Sendable, CustomStringConvertible {
     public let nodes: [NodeEntry]
     public let passes: [PassReport]
     public let warnings: [String]
-    /// Output SQNR (dB) of the quantized model against FP32, by output name (set by callers
-    /// that evaluate the model).
+    /// Output SQNR (dB) of the quantized model against FP32 on the analysis samples, by output.
     public var outputSQNR: [String: Double] = [:]
+    /// SQNR (dB) of each quantized tensor (dequantized INT8 against FP32): per-node sensitivity.
+    public var tensorSQNR: [String: Double] = [:]
+    /// Units kept FP32 to meet the accuracy budget, with the reason.
+    public var fallbacks: [String] = []
 
     init(method: CalibrationMethod, placement: QuantizationPlacement, params: [String: QuantParams],
          passes: [PassReport], warnings: [String], sampleCount: Int) {
@@ -234,7 +328,11 @@ public struct QuantizationReport: Sendable, CustomStringConvertible {
         let int8 = nodes.filter { $0.precision == "int8" }.count
         var lines = ["quantization: \(method), \(sampleCount) calibration samples, \(int8) nodes INT8, \(nodes.count - int8) FP32, \(tensors.count) tensors quantized"]
         for w in warnings { lines.append("warning: \(w)") }
-        for (k, v) in outputSQNR.sorted(by: { $0.key < $1.key }) { lines.append(String(format: "output %@: SQNR %.1f dB", k, v)) }
+        for (k, v) in outputSQNR.sorted(by: { $0.key < $1.key }) { lines.append(String(format: "output %@: SQNR %.1f dB vs FP32", k, v)) }
+        for f in fallbacks { lines.append("kept FP32 for the accuracy budget: \(f)") }
+        if let worst = tensorSQNR.min(by: { $0.value < $1.value }) {
+            lines.append(String(format: "least accurate quantized tensor: %@ (%.1f dB)", worst.key, worst.value))
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -243,10 +341,11 @@ public struct QuantizationReport: Sendable, CustomStringConvertible {
         struct Doc: Codable {
             var method: String; var samples: Int; var nodes: [NodeEntry]; var tensors: [TensorEntry]
             var passes: [String: [String]]; var warnings: [String]; var outputSQNR: [String: Double]
+            var tensorSQNR: [String: Double]; var fallbacks: [String]
         }
         let doc = Doc(method: method.description, samples: sampleCount, nodes: nodes, tensors: tensors,
                       passes: Dictionary(passes.map { ($0.pass, $0.applied + $0.skipped.map { "skipped: " + $0 }) }, uniquingKeysWith: { $0 + $1 }),
-                      warnings: warnings, outputSQNR: outputSQNR)
+                      warnings: warnings, outputSQNR: outputSQNR, tensorSQNR: tensorSQNR, fallbacks: fallbacks)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try enc.encode(doc)

@@ -19,7 +19,7 @@ struct Quantize: ParsableCommand {
     @Option(name: .long, help: "Percentile for --method percentile (default 99.99).") var percentile: Double?
     @Option(name: .long, help: "Keep this node in FP32 (repeatable).") var exclude: [String] = []
     @Option(name: .customLong("exclude-op-type"), help: "Keep every node of this op type in FP32 (repeatable).") var excludeOpType: [String] = []
-    @Option(name: .customLong("accuracy-budget"), help: "Minimum output SQNR in dB (not supported yet).") var accuracyBudget: Double?
+    @Option(name: .customLong("accuracy-budget"), help: "Minimum output SQNR (dB) vs FP32 on calibration samples; the least accurate INT8 nodes fall back to FP32 until it is met.") var accuracyBudget: Double?
     @Option(name: .customLong("save-calibration"), help: "Write the calibration table (JSON).") var saveCalibration: String?
     @Option(name: .customLong("load-calibration"), help: "Use a saved calibration table instead of calibrating.") var loadCalibration: String?
     @Option(name: .long, help: "Write the quantization report (JSON).") var report: String?
@@ -34,7 +34,7 @@ struct Quantize: ParsableCommand {
         if percentile != nil && method != "percentile" { throw ValidationError("--percentile needs --method percentile") }
         if let p = percentile, !(p > 0 && p <= 100) { throw ValidationError("--percentile must be in (0, 100], got \(p)") }
         if dynamic { throw ValidationError("--dynamic: dynamic quantization is not supported yet; give --calibration DIR") }
-        if accuracyBudget != nil { throw ValidationError("--accuracy-budget is not supported yet") }
+        if let b = accuracyBudget, !(b > 0 && b < 200) { throw ValidationError("--accuracy-budget must be in (0, 200) dB, got \(b)") }
         if dumpEachPass != nil { throw ValidationError("--dump-each-pass is not supported yet") }
         if calibration == nil && loadCalibration == nil { throw ValidationError("give --calibration DIR (or --load-calibration T.json with --calibration for one sample)") }
         if let m = maxSamples, m < 1 { throw ValidationError("--max-samples must be at least 1") }
@@ -44,7 +44,7 @@ struct Quantize: ParsableCommand {
         let m = try Model(contentsOf: URL(fileURLWithPath: model))
         let options = PostTrainingQuantizer.Options(
             calibration: CalibrationMethod(name: method, percentile: percentile)!, excludeNodes: Set(exclude),
-            excludeOpTypes: Set(excludeOpType), maxSamples: maxSamples, progress: true)
+            excludeOpTypes: Set(excludeOpType), maxSamples: maxSamples, progress: true, accuracyBudget: accuracyBudget)
         let quantizer = PostTrainingQuantizer(options)
         guard let dir = calibration else { throw CLIError("--load-calibration needs --calibration DIR for the input shapes") }
         let reader: CalibrationReader

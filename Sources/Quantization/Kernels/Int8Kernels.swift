@@ -92,6 +92,9 @@ enum Int8Kernels {
         guard let z, let zq else { return l.newSlot(name, shape: shape, md) }
         var r = try l.slot(z)
         if l.slots[r].shape != shape {
+            guard l.slots[r].shape.reduce(1, *) == shape.reduce(1, *) else {
+                throw l.fail(.shapeMismatch, "residual '\(z)' \(l.slots[r].shape) does not match the result \(shape)")
+            }
             let p = try l.plain(r)
             r = l.alias(of: p, name: z + ".view", shape: shape, try l.descriptor(dims: shape, zq.dataType))
         }

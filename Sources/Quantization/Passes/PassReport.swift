@@ -21,7 +21,8 @@ public protocol GraphPass: Sendable {
 
 /// The FP32 optimizations, in order.
 enum FP32Passes {
-    static let all: [any GraphPass] = [
-        ActivationPatternFusion(), LayerNormFusion(), QDQFusion(), ConvScaleShiftFolding(), PostOpFusion(),
-    ]
+    static func all(opset: Int) -> [any GraphPass] {
+        [ConstantFolding(opset: opset), ActivationPatternFusion(), LayerNormFusion(), QDQFusion(),
+         ConvScaleShiftFolding(), PostOpFusion()]
+    }
 }

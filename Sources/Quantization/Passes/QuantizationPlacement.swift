@@ -6,8 +6,10 @@
 ///   residual and its output are quantized; the output is u8 when the unit ends in an op that
 ///   is non-negative by construction (Relu, Clip(0, ..), HardSigmoid, Sigmoid), else s8;
 /// - scale-invariant ops (MaxPool, Reshape, Transpose, Flatten, Squeeze, Unsqueeze, Slice,
-///   Resize, average pools, Concat) whose input is quantized pass int8 through: their output
-///   shares the input's parameters (a Concat's inputs share its output's);
+///   Resize, Concat) whose input is quantized pass int8 through: their output shares the
+///   input's parameters (a Concat's inputs share its output's). Average pools are not
+///   scale-invariant in practice (a global average has a much narrower range): they stay FP32
+///   and their output is quantized with its own range where an INT8 node reads it;
 /// - an Add or Mul of two quantized tensors runs as an INT8 binary;
 /// - everything else stays FP32, with the reason recorded.
 struct QuantizationPlacement {
@@ -97,8 +99,7 @@ struct QuantizationPlacement {
                 if let r = unit.residual { addTensor(r) }
                 addTensor(cur)
                 if lastUnsigned { unsigned.insert(cur) }
-            case "MaxPool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Resize",
-                 "AveragePool", "GlobalAveragePool", "Identity":
+            case "MaxPool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Resize", "Identity":
                 guard quantized.contains(n.inputs[0]), n.outputs.count == 1 else {
                     fp32Reasons[n.label] = "its input is FP32"; continue
                 }

@@ -56,7 +56,7 @@ public final class InferenceSession: @unchecked Sendable {
         var g = model.graph
         var reports: [PassReport] = []
         if options.optimize {
-            for pass in FP32Passes.all where !options.disabledPasses.contains(pass.name) {
+            for pass in FP32Passes.all(opset: model.opsetVersion) where !options.disabledPasses.contains(pass.name) {
                 reports.append(try pass.apply(&g))
             }
         }
