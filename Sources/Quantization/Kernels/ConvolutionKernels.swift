@@ -123,7 +123,8 @@ enum ConvolutionKernels {
     }
 
     /// A transposed convolution whose kernel equals its stride (no overlap, no padding) as a
-    /// 1x1 convolution to `OC*KH*KW` channels in NHWC followed by a depth-to-space reorder:
+    /// 1x1 convolution to `OC*KH*KW` channels in NHWC followed by a depth-to-space reorder
+    /// into NHWC:
     /// `y[n, o, h*KH + i, w*KW + j] = sum_c x[n, c, h, w] W[c, o, i, j] + b[o]`.
     /// oneDNN 2.6's deconvolution runs these at 5 GMAC/s; the 1x1 convolution near peak.
     static func nonOverlappingDeconvolution(_ node: Node, _ l: Lowering, w: Tensor, xShape: [Int], oc: Int,
@@ -169,9 +170,16 @@ enum ConvolutionKernels {
         let strides = [h * wd * c2, kh * kw, wd * c2, kw, c2, 1]
         let view = try l.wrap { () throws(DNNLError) in try MemoryDescriptor(dims: shuffled, dataType: .f32, strides: strides) }
         let viewSlot = l.alias(of: mid, name: output + ".shuffle", shape: shuffled, view)
+        // The result is written channels-last (NHWC), the layout the 1x1 convolution of the
+        // next transposed convolution reads, so no further reorder is needed there.
         let outShape = [n, oc, h * kh, wd * kw]
-        let dst = l.newSlot(output, shape: outShape, try l.descriptor(dims: outShape, .f32))
-        let dst6 = l.alias(of: dst, name: output + ".6d", shape: shuffled, try l.descriptor(dims: shuffled, .f32))
+        let (oh, ow) = (h * kh, wd * kw)
+        let dstMD = try l.wrap { () throws(DNNLError) in try MemoryDescriptor(dims: outShape, dataType: .f32, tag: .nhwc) }
+        let dst = l.newSlot(output, shape: outShape, dstMD)
+        let dst6MD = try l.wrap { () throws(DNNLError) in
+            try MemoryDescriptor(dims: shuffled, dataType: .f32, strides: [oh * ow * oc, 1, kh * ow * oc, ow * oc, kw * oc, oc])
+        }
+        let dst6 = l.alias(of: dst, name: output + ".6d", shape: shuffled, dst6MD)
         try l.reorder(from: viewSlot, to: dst6, label: "\(l.where_()) depth to space")
         l.note("\(pd.implementation) 1x1 + depth-to-space reorder (f32)\(chain.summary)")
         l.define(output, .slot(dst))

@@ -1,7 +1,8 @@
 /// Evaluates nodes whose inputs are all constants (initializers) and replaces them with
 /// initializers: exporters compute biases and shapes from constants (`Reshape(bias, shape)`),
 /// which later passes must see as constants to fold them into convolutions. Shape-dependent
-/// arithmetic (Shape of a run-time input) is folded later, at plan time.
+/// arithmetic (Shape of a run-time input) is folded later, at plan time. QuantizeLinear and
+/// DequantizeLinear stay: the QDQ fusion reads quantized weights through them.
 struct ConstantFolding: GraphPass {
     let name = "constant-folding"
     let opset: Int
@@ -11,6 +12,8 @@ struct ConstantFolding: GraphPass {
         let outputs = Set(graph.outputs.map(\.name))
         var kept: [Node] = []
         for n in graph.nodes {
+            // Q/DQ of constants (quantized weights and biases) are the QDQ fusion's to read.
+            if n.opType == "QuantizeLinear" || n.opType == "DequantizeLinear" { kept.append(n); continue }
             let present = n.inputs.filter { !$0.isEmpty }
             guard !present.isEmpty, present.allSatisfy({ graph.initializers[$0] != nil }),
                   !n.outputs.contains(where: outputs.contains),
