@@ -62,7 +62,8 @@ def main():
     work = os.path.join(CACHE, "mainjob")
     os.makedirs(work, exist_ok=True)
 
-    print(f"[1/5] building the release binary and fetching {t['entry']}", flush=True)
+    print(f"[1/5] installing what is missing, building the release binary, fetching {t['entry']}", flush=True)
+    run(["bash", os.path.join(ROOT, "Models", "setup.sh")])
     run(["swift", "build", "-c", "release", "--product", "dnnl-quant"], cwd=ROOT)
     fp32 = run([sys.executable, os.path.join(ROOT, "Models", "fetch.py"), "--print-path", t["entry"]]).strip()
 
