@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepares what RealModelTests need, outside the repository, and exits at once when it is done.
+# Prepares what RealModelTests and PTQAcceptanceTests need, outside the repository, and exits at
+# once when it is done.
 #
 #   Tests/prepare_fixtures.sh            # idempotent: a second run is a no-op (stamp file)
 #   Tests/prepare_fixtures.sh --force    # redo everything
@@ -13,8 +14,15 @@
 #      cropped to their text, rounded up to a multiple of 8, and zero-padded to 480)
 # 5. onnxruntime's outputs for every sample (Models/reference_outputs.py --batch-dir):
 #      <set>_out/ (default optimisation) and <set>_out_noopt/ (--opt-level disable).
-# 6. testdata/prepared.stamp, holding a hash of this script and of the Models/ scripts it
-#    runs; when it matches (and the models are there) the script does nothing.
+# 6. The PTQ acceptance data (PTQAcceptanceTests) by Models/make_data.py into
+#    $DNNL_QUANT_CACHE/ptqdata, calibration and evaluation disjoint (different seeds), as
+#    Benchmarks/main_job.py makes them:
+#      calib/ (seed 1): lines/ (32, cls)  words_v4/ (32, v4 rec)  pages/ (8, det)
+#      eval/  (seed 0): lines/ (300)  words_v4/ (300)  pages/ (30)  scans/ (8 real images)
+#    (about 290 MB, a few seconds; make_data's words_v2 copies are not kept).
+# 7. testdata/prepared.stamp and ptqdata/prepared.stamp, holding STAMP_VERSION and a hash of
+#    this script and of the Models/ scripts it runs; when both match (and the models are there)
+#    the script does nothing.
 #
 # Cache: $DNNL_QUANT_CACHE, default ~/.cache/swift-dnnl-quantization (as Models/fetch.py).
 set -euo pipefail
@@ -25,10 +33,13 @@ CACHE="${DNNL_QUANT_CACHE:-$HOME/.cache/swift-dnnl-quantization}"
 export DNNL_QUANT_CACHE="$CACHE"
 TD="$CACHE/testdata"
 STAMP="$TD/prepared.stamp"
+PTQ="$CACHE/ptqdata"
+PTQ_STAMP="$PTQ/prepared.stamp"
+STAMP_VERSION=2  # bump when the prepared data changes in a way the hashed files do not show
 MODELS=(ppocr_cls ppocr_v4_det ppocr_v4_rec ppocr_v2_rec ppocr_keys_v1 silero_vad)
 PY="${PYTHON:-python3}"
 
-KEY=$(cat "$SCRIPT" Models/fetch.py Models/make_data.py Models/reference_outputs.py \
+KEY=v$STAMP_VERSION-$(cat "$SCRIPT" Models/fetch.py Models/make_data.py Models/reference_outputs.py \
           Models/models.json Models/requirements.txt | sha256sum | cut -d' ' -f1)
 
 # The cached path of each models.json entry (what Models/fetch.py writes), without fetching.
@@ -44,11 +55,12 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.prepare_fixtures.lock"
 if command -v flock >/dev/null; then flock 9; fi
 
-if [ "${1:-}" != "--force" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" ]; then
+if [ "${1:-}" != "--force" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" ] \
+   && [ -f "$PTQ_STAMP" ] && [ "$(cat "$PTQ_STAMP")" = "$KEY" ]; then
   all_there=1
   for m in "${MODELS[@]}"; do [ -f "$(model_path "$m")" ] || all_there=0; done
   if [ "$all_there" = 1 ]; then
-    echo "prepare_fixtures: up to date ($TD)"
+    echo "prepare_fixtures: up to date ($TD, $PTQ)"
     exit 0
   fi
 fi
@@ -121,9 +133,26 @@ ref ppocr_v4_det pages
 ref ppocr_v4_det scans
 ref silero_vad speech
 
-# 6. Swap in and stamp.
-if [ -d "$TD" ]; then mv "$TD" "$TD.old"; fi
-mv "$NEW" "$TD"
-rm -rf "$TD.old"
+# 6. PTQ acceptance data: calibration (seed 1) and evaluation (seed 0) sets, disjoint.
+PNEW="$PTQ.new"
+rm -rf "$PNEW" "$PTQ.old"
+mkdir -p "$PNEW/calib" "$PNEW/eval"
+"$PY" Models/make_data.py lines words --count 32 --seed 1 --out "$PNEW/calib" >/dev/null
+"$PY" Models/make_data.py pages --count 8 --seed 1 --out "$PNEW/calib" >/dev/null
+"$PY" Models/make_data.py lines words --count 300 --seed 0 --out "$PNEW/eval" >/dev/null
+"$PY" Models/make_data.py pages --count 30 --seed 0 --out "$PNEW/eval" >/dev/null
+"$PY" Models/make_data.py scans --out "$PNEW/eval" >/dev/null
+rm -rf "$PNEW/calib/words_v2" "$PNEW/eval/words_v2"  # only the v4 recogniser is quantized
+
+# 7. Swap in and stamp.
+swap_in() {  # NEW DEST
+  rm -rf "$2.old"
+  if [ -d "$2" ]; then mv "$2" "$2.old"; fi
+  mv "$1" "$2"
+  rm -rf "$2.old"
+}
+swap_in "$NEW" "$TD"
+swap_in "$PNEW" "$PTQ"
 echo "$KEY" > "$STAMP"
-echo "prepare_fixtures: test data in $TD ($(( $(date +%s) - start )) s)"
+echo "$KEY" > "$PTQ_STAMP"
+echo "prepare_fixtures: test data in $TD and $PTQ ($(( $(date +%s) - start )) s)"

@@ -12,15 +12,19 @@ if [ ! -f /usr/include/oneapi/dnnl/dnnl.h ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libdnnl-dev >/dev/null
 fi
 
-# Real models and the small test set of RealModelTests (cached outside the repository; a no-op
-# when done). Without them those tests skip, unless DNNL_QUANT_REQUIRE_MODELS=1 (CI) fails them.
+# Real models, the small test set of RealModelTests and the PTQ acceptance sets of
+# PTQAcceptanceTests (cached outside the repository; a no-op when done). Without them those
+# tests skip, unless DNNL_QUANT_REQUIRE_MODELS=1 (CI) fails them.
 if ! bash Tests/prepare_fixtures.sh; then
   if [ "${DNNL_QUANT_REQUIRE_MODELS:-0}" = 1 ]; then
     echo "Tests/prepare_fixtures.sh failed (DNNL_QUANT_REQUIRE_MODELS=1)" >&2
     exit 1
   fi
-  echo "warning: Tests/prepare_fixtures.sh failed; RealModelTests will skip" >&2
+  echo "warning: Tests/prepare_fixtures.sh failed; RealModelTests and PTQAcceptanceTests will skip" >&2
 fi
 
+# The release CLI: PTQAcceptanceTests calibrate and evaluate with .build/release/dnnl-quant
+# (calibration in a debug build is slow).
+swift build -c release --product dnnl-quant
 swift build --build-tests
 swift test --skip-build "$@"
