@@ -22,20 +22,10 @@ extension PrimitiveDescriptor {
         paddingL: [Int], paddingR: [Int],
         attributes: PrimitiveAttributes? = nil, engine: Engine = .cpu
     ) throws(DNNLError) -> PrimitiveDescriptor {
-        let summary = summarize(
-            "convolution", [("src", src), ("weights", weights), ("bias", bias), ("dst", dst)],
-            extra: "strides \(strides) dilations \(dilations ?? []) pad \(paddingL) \(paddingR)")
-        let call = "dnnl_dilated_convolution_forward_desc_init"
-        let g = try SpatialGeometry(rank: src.rank, strides: strides, dilations: dilations,
-                                    paddingL: paddingL, paddingR: paddingR, call: call, summary: summary)
-        var desc = dnnl_convolution_desc_t()
-        var s = src.raw, w = weights.raw, d = dst.raw
-        let status = withOptionalPointer(bias) { bp in
-            dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &s, &w, bp, &d,
-                 g.strides, g.dilations, g.paddingL, g.paddingR)
-        }
-        try check(status, call, summary)
-        return try create(&desc, attributes: attributes, engine: engine, summary: summary)
+        try convolutionLike("convolution", call: "dnnl_dilated_convolution_forward_desc_init",
+                            initialize: dnnl_dilated_convolution_forward_desc_init, algorithm: dnnl_convolution_direct,
+                            src: src, weights: weights, bias: bias, dst: dst, strides: strides, dilations: dilations,
+                            paddingL: paddingL, paddingR: paddingR, attributes: attributes, engine: engine)
     }
 
     /// Forward-inference deconvolution, i.e. transposed convolution
@@ -54,17 +44,34 @@ extension PrimitiveDescriptor {
         paddingL: [Int], paddingR: [Int],
         attributes: PrimitiveAttributes? = nil, engine: Engine = .cpu
     ) throws(DNNLError) -> PrimitiveDescriptor {
+        try convolutionLike("deconvolution", call: "dnnl_dilated_deconvolution_forward_desc_init",
+                            initialize: dnnl_dilated_deconvolution_forward_desc_init, algorithm: dnnl_deconvolution_direct,
+                            src: src, weights: weights, bias: bias, dst: dst, strides: strides, dilations: dilations,
+                            paddingL: paddingL, paddingR: paddingR, attributes: attributes, engine: engine)
+    }
+
+    /// The shared body of convolution and deconvolution (their C descriptors are one type).
+    private static func convolutionLike(
+        _ kind: String, call: String,
+        initialize: (UnsafeMutablePointer<dnnl_convolution_desc_t>?, dnnl_prop_kind_t, dnnl_alg_kind_t,
+                     UnsafePointer<dnnl_memory_desc_t>?, UnsafePointer<dnnl_memory_desc_t>?,
+                     UnsafePointer<dnnl_memory_desc_t>?, UnsafePointer<dnnl_memory_desc_t>?,
+                     UnsafePointer<dnnl_dim_t>?, UnsafePointer<dnnl_dim_t>?, UnsafePointer<dnnl_dim_t>?,
+                     UnsafePointer<dnnl_dim_t>?) -> dnnl_status_t,
+        algorithm: dnnl_alg_kind_t, src: MemoryDescriptor, weights: MemoryDescriptor, bias: MemoryDescriptor?,
+        dst: MemoryDescriptor, strides: [Int], dilations: [Int]?, paddingL: [Int], paddingR: [Int],
+        attributes: PrimitiveAttributes?, engine: Engine
+    ) throws(DNNLError) -> PrimitiveDescriptor {
         let summary = summarize(
-            "deconvolution", [("src", src), ("weights", weights), ("bias", bias), ("dst", dst)],
+            kind, [("src", src), ("weights", weights), ("bias", bias), ("dst", dst)],
             extra: "strides \(strides) dilations \(dilations ?? []) pad \(paddingL) \(paddingR)")
-        let call = "dnnl_dilated_deconvolution_forward_desc_init"
         let g = try SpatialGeometry(rank: src.rank, strides: strides, dilations: dilations,
                                     paddingL: paddingL, paddingR: paddingR, call: call, summary: summary)
-        var desc = dnnl_deconvolution_desc_t()
+        var desc = dnnl_convolution_desc_t()
         var s = src.raw, w = weights.raw, d = dst.raw
         let status = withOptionalPointer(bias) { bp in
-            dnnl_dilated_deconvolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_deconvolution_direct, &s, &w, bp, &d,
-                 g.strides, g.dilations, g.paddingL, g.paddingR)
+            initialize(&desc, dnnl_forward_inference, algorithm, &s, &w, bp, &d,
+                       g.strides, g.dilations, g.paddingL, g.paddingR)
         }
         try check(status, call, summary)
         return try create(&desc, attributes: attributes, engine: engine, summary: summary)

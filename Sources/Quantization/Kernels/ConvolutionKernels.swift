@@ -80,12 +80,7 @@ enum ConvolutionKernels {
         let residual = chain.hasSum ? node.input(3) : nil
 
         let pd = try l.wrap { () throws(DNNLError) in
-            let attr = try PrimitiveAttributes()
-            if !chain.isEmpty {
-                let po = try PostOps()
-                try chain.append(to: po)
-                try attr.setPostOps(po)
-            }
+            let attr = try chain.primitiveAttributes()
             let src = try MemoryDescriptor(dims: xShape, dataType: .f32, tag: .any)
             let wei = try MemoryDescriptor(dims: wDims, dataType: .f32, tag: .any)
             let bias = node.input(2) == nil ? nil : try MemoryDescriptor(dims: [oc], dataType: .f32)
@@ -146,12 +141,7 @@ enum ConvolutionKernels {
         }
         let midShape = [n, c2, h, wd]
         let pd = try l.wrap { () throws(DNNLError) in
-            let attr = try PrimitiveAttributes()
-            if !chain.isEmpty {
-                let po = try PostOps()
-                try chain.append(to: po)
-                try attr.setPostOps(po)
-            }
+            let attr = try chain.primitiveAttributes()
             return try PrimitiveDescriptor.convolutionForward(
                 src: MemoryDescriptor(dims: xShape, dataType: .f32, tag: .any),
                 weights: MemoryDescriptor(dims: [c2, c, 1, 1], dataType: .f32, tag: .any),

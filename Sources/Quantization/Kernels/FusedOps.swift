@@ -99,6 +99,17 @@ struct PostOpChain: Equatable {
         }
     }
 
+    /// Primitive attributes carrying this chain as post-ops (none when empty).
+    func primitiveAttributes() throws(DNNLError) -> PrimitiveAttributes {
+        let attr = try PrimitiveAttributes()
+        if !isEmpty {
+            let po = try PostOps()
+            try append(to: po)
+            try attr.setPostOps(po)
+        }
+        return attr
+    }
+
     /// Appends the chain to oneDNN post-ops.
     func append(to po: PostOps) throws(DNNLError) {
         for op in ops {

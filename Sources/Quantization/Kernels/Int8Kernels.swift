@@ -101,12 +101,7 @@ enum Int8Kernels {
         if md.dataType == .f32 {
             // An f32 result sums the residual dequantized into its buffer.
             let dst = l.newSlot(name, shape: shape, md)
-            let attr = try l.wrap { () throws(DNNLError) in
-                let a = try PrimitiveAttributes()
-                try a.setOutputScales([zq.scale])
-                if zq.zeroPoint != 0 { try a.setZeroPoints([Int32(zq.zeroPoint)], for: .src) }
-                return a
-            }
+            let attr = try l.wrap { () throws(DNNLError) in try zq.dequantizeAttributes() }
             try l.reorder(from: r, to: dst, attributes: attr, label: "\(l.where_()) residual dequantize")
             return dst
         }

@@ -114,12 +114,7 @@ enum MatMulKernels {
             biasDims = padded
         }
         let pd = try l.wrap { () throws(DNNLError) in
-            let attr = try PrimitiveAttributes()
-            if !o.chain.isEmpty {
-                let po = try PostOps()
-                try o.chain.append(to: po)
-                try attr.setPostOps(po)
-            }
+            let attr = try o.chain.primitiveAttributes()
             var biasMD: MemoryDescriptor? = nil
             if let biasDims { biasMD = try MemoryDescriptor(dims: biasDims, dataType: .f32) }
             return try PrimitiveDescriptor.matmul(

@@ -27,6 +27,22 @@ struct QuantParams: Equatable, Sendable, CustomStringConvertible {
         self.type = type
     }
 
+    /// Reorder attributes that quantize f32 into these parameters (`q = x / scale + zp`).
+    func quantizeAttributes() throws(DNNLError) -> PrimitiveAttributes {
+        let a = try PrimitiveAttributes()
+        try a.setOutputScales([1 / scale])
+        if zeroPoint != 0 { try a.setZeroPoints([Int32(zeroPoint)], for: .dst) }
+        return a
+    }
+
+    /// Reorder attributes that dequantize these parameters to f32 (`x = scale (q - zp)`).
+    func dequantizeAttributes() throws(DNNLError) -> PrimitiveAttributes {
+        let a = try PrimitiveAttributes()
+        try a.setOutputScales([scale])
+        if zeroPoint != 0 { try a.setZeroPoints([Int32(zeroPoint)], for: .src) }
+        return a
+    }
+
     /// Node attributes with `prefix`.
     func attributes(_ prefix: String) -> [String: AttributeValue] {
         [prefix + "_scale": .float(scale), prefix + "_zero_point": .int(zeroPoint), prefix + "_type": .string(type.rawValue)]
@@ -98,12 +114,7 @@ enum QuantizeKernels {
                                  tag: FormatTag.channelsLast(rank: shape.count) ?? FormatTag.plain(rank: max(shape.count, 1)))
         }
         let dst = l.newSlot(name, shape: shape, md)
-        let attr = try l.wrap { () throws(DNNLError) in
-            let a = try PrimitiveAttributes()
-            try a.setOutputScales([1 / q.scale])
-            if q.zeroPoint != 0 { try a.setZeroPoints([Int32(q.zeroPoint)], for: .dst) }
-            return a
-        }
+        let attr = try l.wrap { () throws(DNNLError) in try q.quantizeAttributes() }
         try l.reorder(from: src, to: dst, attributes: attr, label: "\(l.where_()) quantize")
         l.note("reorder quantize f32 -> \(q.type) (\(q))")
         return dst
@@ -121,12 +132,7 @@ enum QuantizeKernels {
     static func dequantize(_ src: Int, _ q: QuantParams, name: String, _ l: Lowering) throws(GraphError) -> Int {
         let md = try l.wrap { () throws(DNNLError) in try l.descriptor(src).with(dataType: .f32) }
         let dst = l.newSlot(name, shape: l.slots[src].shape, md)
-        let attr = try l.wrap { () throws(DNNLError) in
-            let a = try PrimitiveAttributes()
-            try a.setOutputScales([q.scale])
-            if q.zeroPoint != 0 { try a.setZeroPoints([Int32(q.zeroPoint)], for: .src) }
-            return a
-        }
+        let attr = try l.wrap { () throws(DNNLError) in try q.dequantizeAttributes() }
         try l.reorder(from: src, to: dst, attributes: attr, label: "\(l.where_()) dequantize")
         l.note("reorder dequantize \(q.type) -> f32 (\(q))")
         return dst
