@@ -30,6 +30,8 @@ public struct PostTrainingQuantizer: Sendable {
         public var maxFallbacks: Int
         /// Calibration samples (at most) the SQNR analysis runs on.
         public var analysisSamples: Int
+        /// When set, the graph after each pass is written there as `NN-pass.dot` (Graphviz).
+        public var dumpDirectory: URL?
 
         public init(calibration: CalibrationMethod = .mse, weights: WeightGranularity = .perChannel,
                     excludeNodes: Set<String> = [], excludeOpTypes: Set<String> = [], maxSamples: Int? = nil,
@@ -203,10 +205,14 @@ public struct PostTrainingQuantizer: Sendable {
             throw QuantizationError("\(model.source) is already quantized (node \(q.label)); give the FP32 model")
         }
         var g = model.graph
+        dump(g, 0, "input")
         _ = try ConstantFolding(opset: model.opsetVersion).apply(&g)
+        dump(g, 1, "constant-folding")
         _ = try ConvScaleShiftFolding().apply(&g)
+        dump(g, 2, "conv-scale-shift-folding")
         var analysis = g
         _ = try ActivationPatternFusion().apply(&analysis)
+        dump(analysis, 3, "activation-pattern-fusion (placement view)")
         return Prepared(graph: g, analysis: analysis, model: model)
     }
 
@@ -227,7 +233,15 @@ public struct PostTrainingQuantizer: Sendable {
         var g = prepared.graph
         var reports: [PassReport] = []
         reports.append(try OpsetUpgrade(from: model.opsetVersion, shapes: shapes).apply(&g))
+        dump(g, 4, "opset-upgrade")
         reports.append(try QDQInsertion(placement: placement, params: params).apply(&g))
+        dump(g, 5, "qdq-insertion")
+        if options.dumpDirectory != nil {
+            // What the INT8 engine makes of it.
+            var engine = g
+            for pass in FP32Passes.all(opset: max(13, model.opsetVersion)) { _ = try pass.apply(&engine) }
+            dump(engine, 6, "engine (qdq-fusion and fp32 fusions)")
+        }
         var imports = model.opsetImports
         let opset = max(13, model.opsetVersion)
         imports[""] = opset
@@ -237,6 +251,19 @@ public struct PostTrainingQuantizer: Sendable {
         let report = QuantizationReport(method: options.calibration, placement: placement, params: params,
                                         passes: reports, warnings: warnings, sampleCount: table.sampleCount)
         return Result(model: q, table: table, report: report)
+    }
+
+    /// Writes `graph` as `NN-name.dot` into the dump directory, if any (best effort: a dump that
+    /// cannot be written is skipped with a warning on standard error).
+    func dump(_ graph: Graph, _ index: Int, _ name: String) {
+        guard let dir = options.dumpDirectory else { return }
+        let file = String(format: "%02d-", index) + name.split(separator: " ")[0] + ".dot"
+        do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try graph.dot(title: name).write(to: dir.appendingPathComponent(file), atomically: true, encoding: .utf8)
+        } catch {
+            FileHandle.standardError.write("warning: --dump-each-pass: cannot write \(file): \(error.localizedDescription)\n".data(using: .utf8)!)
+        }
     }
 
     /// Parameters covering `[min, max]`, zero point 0 where possible (oneDNN's fast path,

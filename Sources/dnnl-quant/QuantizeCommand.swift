@@ -23,7 +23,7 @@ struct Quantize: ParsableCommand {
     @Option(name: .customLong("save-calibration"), help: "Write the calibration table (JSON).") var saveCalibration: String?
     @Option(name: .customLong("load-calibration"), help: "Use a saved calibration table instead of calibrating.") var loadCalibration: String?
     @Option(name: .long, help: "Write the quantization report (JSON).") var report: String?
-    @Option(name: .customLong("dump-each-pass"), help: "Write the graph after each pass (not supported yet).") var dumpEachPass: String?
+    @Option(name: .customLong("dump-each-pass"), help: "Write the graph after each pass as DIR/NN-pass.dot (Graphviz).") var dumpEachPass: String?
     @Option(name: .customLong("max-samples"), help: "Use at most this many calibration samples.") var maxSamples: Int?
     @Flag(name: .long, help: "Dynamic quantization without calibration (not supported yet).") var dynamic = false
 
@@ -35,16 +35,16 @@ struct Quantize: ParsableCommand {
         if let p = percentile, !(p > 0 && p <= 100) { throw ValidationError("--percentile must be in (0, 100], got \(p)") }
         if dynamic { throw ValidationError("--dynamic: dynamic quantization is not supported yet; give --calibration DIR") }
         if let b = accuracyBudget, !(b > 0 && b < 200) { throw ValidationError("--accuracy-budget must be in (0, 200) dB, got \(b)") }
-        if dumpEachPass != nil { throw ValidationError("--dump-each-pass is not supported yet") }
         if calibration == nil && loadCalibration == nil { throw ValidationError("give --calibration DIR (or --load-calibration T.json with --calibration for one sample)") }
         if let m = maxSamples, m < 1 { throw ValidationError("--max-samples must be at least 1") }
     }
 
     func run() throws {
         let m = try Model(contentsOf: URL(fileURLWithPath: model))
-        let options = PostTrainingQuantizer.Options(
+        var options = PostTrainingQuantizer.Options(
             calibration: CalibrationMethod(name: method, percentile: percentile)!, excludeNodes: Set(exclude),
             excludeOpTypes: Set(excludeOpType), maxSamples: maxSamples, progress: true, accuracyBudget: accuracyBudget)
+        options.dumpDirectory = dumpEachPass.map { URL(fileURLWithPath: $0) }
         let quantizer = PostTrainingQuantizer(options)
         guard let dir = calibration else { throw CLIError("--load-calibration needs --calibration DIR for the input shapes") }
         let reader: CalibrationReader
