@@ -39,6 +39,11 @@ enum PTQData {
     }
 }
 
+/// A step of the acceptance run that failed (a command, its output), as opposed to missing data.
+struct PTQFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
 /// One child process's exit status and output.
 struct ChildResult {
     var status: Int32
@@ -50,7 +55,7 @@ struct ChildResult {
     func lastJSON() throws -> [String: Any] {
         guard let line = stdout.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
               let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-            throw RealModelData.Missing(description: "no JSON line in the output:\n\(stdout.suffix(2000))")
+            throw PTQFailure(description: "no JSON line in the output:\n\(stdout.suffix(2000))")
         }
         return object
     }
@@ -63,8 +68,9 @@ func runChild(_ arguments: [String], environment extra: [String: String] = [:], 
     try fm.createDirectory(at: work, withIntermediateDirectories: true)
     let tag = UUID().uuidString
     let out = work.appendingPathComponent("child-\(tag).stdout"), err = work.appendingPathComponent("child-\(tag).stderr")
-    fm.createFile(atPath: out.path, contents: nil)
-    fm.createFile(atPath: err.path, contents: nil)
+    guard fm.createFile(atPath: out.path, contents: nil), fm.createFile(atPath: err.path, contents: nil) else {
+        throw PTQFailure(description: "cannot create files in \(work.path)")
+    }
     defer { try? fm.removeItem(at: out); try? fm.removeItem(at: err) }
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -218,7 +224,7 @@ final class PTQAcceptanceTests: XCTestCase {
         let r = try runChild([binary.path, "quantize", fp32.path, "--calibration", calib.path,
                               "--output", int8.path, "--report", report.path], work: Self.work)
         guard r.status == 0, FileManager.default.fileExists(atPath: int8.path) else {
-            throw RealModelData.Missing(description: "dnnl-quant quantize \(model) failed (\(r.status)):\n\(r.stderr.suffix(4000))\n\(r.stdout.suffix(2000))")
+            throw PTQFailure(description: "dnnl-quant quantize \(model) failed (\(r.status)):\n\(r.stderr.suffix(4000))\n\(r.stdout.suffix(2000))")
         }
         let summary = r.stdout.split(separator: "\n").filter { !$0.hasPrefix("wrote ") }.joined(separator: "\n  ")
         print("PTQ \(model): quantized on \(calib.path) in \(String(format: "%.1f", r.seconds)) s\n  \(summary)")
@@ -236,11 +242,11 @@ final class PTQAcceptanceTests: XCTestCase {
                               "--data", PTQData.evaluation.path, "--binary", binary.path, "--keep", keep.path,
                               "--compare-to", compareTo?.path ?? "none"], work: Self.work)
         guard r.status == 0 else {
-            throw RealModelData.Missing(description: "Models/evaluate.py \(task) \(model.lastPathComponent) --set \(set) failed (\(r.status)):\n\(r.stderr.suffix(4000))")
+            throw PTQFailure(description: "Models/evaluate.py \(task) \(model.lastPathComponent) --set \(set) failed (\(r.status)):\n\(r.stderr.suffix(4000))")
         }
         for w in r.stderr.split(separator: "\n") where w.hasPrefix("warning") { print("PTQ \(w)") }
         guard let engines = try r.lastJSON()["engines"] as? [String: Any], let ours = engines["ours"] as? [String: Any] else {
-            throw RealModelData.Missing(description: "Models/evaluate.py printed no engines.ours record:\n\(r.stdout.suffix(2000))")
+            throw PTQFailure(description: "Models/evaluate.py printed no engines.ours record:\n\(r.stdout.suffix(2000))")
         }
         XCTAssertNil(ours["failed_batches"], "\(model.lastPathComponent) on \(set): batches failed and ran one sample at a time (engine bug): \(ours["failed_batches"] ?? "")")
         return ours
@@ -255,10 +261,9 @@ final class PTQAcceptanceTests: XCTestCase {
         return (r32, r8)
     }
 
-    private func number(_ record: [String: Any], _ key: String, file: StaticString = #filePath, line: UInt = #line) throws -> Double {
+    private func number(_ record: [String: Any], _ key: String) throws -> Double {
         guard let v = record[key] as? Double ?? (record[key] as? Int).map(Double.init) else {
-            XCTFail("no '\(key)' in \(record)", file: file, line: line)
-            throw RealModelData.Missing(description: "no '\(key)' in the evaluate.py record")
+            throw PTQFailure(description: "no number '\(key)' in the Models/evaluate.py record \(record)")
         }
         return v
     }
