@@ -72,8 +72,16 @@ enum NormalizationKernels {
         let dst = l.newSlot(node.outputs[0], shape: shape, try l.descriptor(dims: shape, .f32))
         let dstView = l.alias(of: dst, name: node.outputs[0] + ".2d", shape: [outer, inner], md)
         var args: [(ExecArg, Int)] = [(.src, v), (.dst, dstView)]
-        if let scale { args.append((.scale, try l.constantSlot(node.inputs[1], scale.reshaped([inner])))) }
-        if let bias { args.append((.shift, try l.constantSlot(node.inputs[2], bias.reshaped([inner])))) }
+        // Scale and bias cover the normalized dims; a single value is broadcast.
+        func perElement(_ t: Tensor, _ name: String) throws(GraphError) -> Tensor {
+            if t.count == inner { return t.reshaped([inner]) }
+            guard t.count == 1 else {
+                throw l.fail(.shapeMismatch, "\(name) has \(t.count) values for \(inner) normalized elements")
+            }
+            return Tensor(shape: [inner], scalars: [Float](repeating: t.floatValues()[0], count: inner))
+        }
+        if let scale { args.append((.scale, try l.constantSlot(node.inputs[1] + ".ln", try perElement(scale, "scale")))) }
+        if let bias { args.append((.shift, try l.constantSlot(node.inputs[2] + ".ln", try perElement(bias, "bias")))) }
         try l.emit(pd, args, label: "\(l.where_()) layer normalization")
         l.note("\(pd.implementation) layer normalization")
         l.define(node.outputs[0], .slot(dst))

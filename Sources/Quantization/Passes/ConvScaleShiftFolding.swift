@@ -60,6 +60,8 @@ struct ConvScaleShiftFolding: GraphPass {
             ? { i in let ic = i / (w.shape[1] * kernelSize); return (ic / (w.shape[0] / groups)) * w.shape[1] + (i / kernelSize) % w.shape[1] }
             : { i in i / (w.count / w.shape[0]) }
         var wv = w.floatValues()
+        // A bias computed at run time (or through a DequantizeLinear) cannot take the shift.
+        if conv.input(2) != nil && e.constant(conv.input(2)) == nil { return }
         var bv = e.constant(conv.input(2))?.floatValues() ?? [Float](repeating: 0, count: oc)
         guard bv.count == oc else { return }
         var folded: [String] = []

@@ -43,11 +43,14 @@ struct LayerNormFusion: GraphPass {
         var chain = [i, si, pi, vi, ai, qi, di]
         var out = e.nodes[di].outputs[0]
         var gamma = "", beta = ""
-        if let mi = e.soleConsumer(out), e.nodes[mi].opType == "Mul", let (other, _, _) = e.constantOperand(e.nodes[mi]), other == out {
+        // gamma and beta must be per element (a scalar Mul/Add stays a node of its own).
+        if let mi = e.soleConsumer(out), e.nodes[mi].opType == "Mul", let (other, gt, _) = e.constantOperand(e.nodes[mi]),
+           other == out, gt.count > 1 {
             gamma = e.nodes[mi].inputs.first { $0 != out }!
             chain.append(mi)
             out = e.nodes[mi].outputs[0]
-            if let bi = e.soleConsumer(out), e.nodes[bi].opType == "Add", let (other2, _, _) = e.constantOperand(e.nodes[bi]), other2 == out {
+            if let bi = e.soleConsumer(out), e.nodes[bi].opType == "Add", let (other2, bt, _) = e.constantOperand(e.nodes[bi]),
+               other2 == out, bt.count > 1 {
                 beta = e.nodes[bi].inputs.first { $0 != out }!
                 chain.append(bi)
                 out = e.nodes[bi].outputs[0]

@@ -149,7 +149,10 @@ struct QDQFusion: GraphPass {
                       let dz = Self.dequantized(other, e) {
                 z = (dz.q, dz.p)
                 chain.ops.append(.sum)
+                // In place only when nothing else reads the residual: neither its int8 value
+                // nor its dequantized form (which may also be this conv's own input).
                 chain.sumInPlace = (e.consumers[dz.q]?.count ?? 0) == 1 && !e.graphOutputs.contains(dz.q)
+                    && (e.consumers[other]?.count ?? 0) == 1 && dz.q != x.q
             } else { break }
             consumed.append(ci)
             cur = n.outputs[0]
