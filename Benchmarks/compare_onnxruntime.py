@@ -73,28 +73,9 @@ def model_path(entry):
     return fetch.fetch(entries[entry])
 
 
-def newest_source(folder):
-    newest = 0.0
-    for d, _, files in os.walk(folder):
-        for f in files:
-            if f.endswith(".swift"):
-                newest = max(newest, os.path.getmtime(os.path.join(d, f)))
-    return newest
-
-
 def ensure_binary(path, build):
-    if build or not os.path.exists(path):
-        if os.path.abspath(path) != os.path.abspath(DEFAULT_BINARY):
-            if not os.path.exists(path):
-                fail(f"--binary {path} does not exist")
-        else:
-            print("building: swift build -c release --product dnnl-quant", file=sys.stderr)
-            r = subprocess.run(["swift", "build", "-c", "release", "--product", "dnnl-quant"], cwd=ROOT)
-            if r.returncode != 0 or not os.path.exists(path):
-                fail("swift build -c release --product dnnl-quant failed")
-    if os.path.getmtime(path) < newest_source(os.path.join(ROOT, "Sources")):
-        print(f"warning: {path} is older than a file in Sources/ (rebuild with --build)", file=sys.stderr)
-    return path
+    """The release binary, built when missing or asked (Models/evaluate.py's helper)."""
+    return evaluate.ensure_binary(path, build=build)
 
 
 def load_feed(data_file, tmp):

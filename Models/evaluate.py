@@ -81,10 +81,14 @@ def newest_source(folder):
     return newest
 
 
-def ensure_binary(path):
-    if not os.path.exists(path):
+def ensure_binary(path, build=False):
+    """`path`, built with `swift build -c release --product dnnl-quant` when it is the default
+    binary and missing (or `build`); warns when it is older than a file in Sources/."""
+    if build or not os.path.exists(path):
         if os.path.abspath(path) != os.path.abspath(DEFAULT_BINARY):
-            fail(f"--binary {path} does not exist")
+            if not os.path.exists(path):
+                fail(f"--binary {path} does not exist")
+            return path
         print("building: swift build -c release --product dnnl-quant", file=sys.stderr)
         r = subprocess.run(["swift", "build", "-c", "release", "--product", "dnnl-quant"], cwd=ROOT)
         if r.returncode != 0 or not os.path.exists(path):

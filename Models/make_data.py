@@ -123,11 +123,8 @@ def sample_rng(seed, set_name, index):
 
 
 def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """sha256 of a file (Models/fetch.py's)."""
+    return fetch.sha256(path)
 
 
 def write_json(path, obj):
