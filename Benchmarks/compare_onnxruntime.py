@@ -51,6 +51,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "Models"))
 sys.dont_write_bytecode = True  # no __pycache__ in the repository when importing fetch.py
 import fetch  # noqa: E402  (Models/fetch.py: CACHE and the model fetcher)
+import evaluate  # noqa: E402  (Models/evaluate.py: ensure_binary)
 
 MODELS = {
     # name: (models.json entry, data file relative to the data folder)
