@@ -52,12 +52,11 @@ enum ConvolutionKernels {
         }
         let xShape = try l.shape(node.inputs[0])
         let g = try ConvGeometry(node, xShape: xShape, wShape: w.shape, transposed: transposed, l)
-        let (sp, spatial, groups, kernel, strides, dilations) = (g.spatialRank, g.spatial, g.groups, g.kernel, g.strides, g.dilations)
-        let (padB, padE, outSpatial, oc, c, outShape) = (g.padBegin, g.padEnd, g.outSpatial, g.oc, g.c, g.outShape)
-        try l.checkResidual(chain.hasSum ? node.input(3) : nil, elementCount: outShape.reduce(1, *), shape: outShape)
-        if transposed, sp == 2, groups == 1, kernel == strides, padB.allSatisfy({ $0 == 0 }),
+        let (groups, kernel, strides, dilations) = (g.groups, g.kernel, g.strides, g.dilations)
+        let (padB, padE, oc, c, outShape) = (g.padBegin, g.padEnd, g.oc, g.c, g.outShape)
+        if transposed, g.spatialRank == 2, groups == 1, kernel == strides, padB.allSatisfy({ $0 == 0 }),
            padE.allSatisfy({ $0 == 0 }), dilations.allSatisfy({ $0 == 1 }), !chain.hasSum,
-           outSpatial == zip(spatial, strides).map({ $0 * $1 }) {
+           g.outSpatial == zip(g.spatial, strides).map({ $0 * $1 }) {
             try nonOverlappingDeconvolution(node, l, w: w, xShape: xShape, oc: oc, kernel: kernel,
                                             chain: chain, output: output)
             return
@@ -68,7 +67,6 @@ enum ConvolutionKernels {
         let kCount = kernel.reduce(1, *)
         var plainW = wValues
         let ocg = oc / groups, icg = c / groups
-        _ = (sp, spatial, outSpatial)
         if transposed {
             // ONNX [IC, OC/G, k...] -> [G, OC/G, IC/G, k...].
             plainW = [Float](repeating: 0, count: wValues.count)
