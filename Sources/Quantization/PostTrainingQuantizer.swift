@@ -71,9 +71,29 @@ public struct PostTrainingQuantizer: Sendable {
     }
 
     /// Calibrates on the samples `next` yields until it returns nil.
-    public func quantize(_ model: Model, next: () throws -> [String: Tensor]?) throws -> Result {
+    /// - Parameter describe: names sample `i` (0-based, in the order `next` yields them) in
+    ///   warnings and errors, e.g. by its file.
+    public func quantize(_ model: Model, describe: (Int) -> String = { "calibration sample \($0 + 1)" },
+                         next: () throws -> [String: Tensor]?) throws -> Result {
         let prepared = try prepare(model)
-        guard let first = try next() else { throw QuantizationError("no calibration samples") }
+        // Samples with NaN or Inf inputs are left out with a warning; none left is an error.
+        var index = -1
+        var skipped: [String] = []
+        func nextFinite() throws -> [String: Tensor]? {
+            while let s = try next() {
+                index += 1
+                if let bad = s.first(where: { $0.value.elementType == .f32 && $0.value.floatValues().contains { !$0.isFinite } }) {
+                    skipped.append("\(describe(index)): input '\(bad.key)' has NaN or Inf values; sample left out")
+                    continue
+                }
+                return s
+            }
+            return nil
+        }
+        guard let first = try nextFinite() else {
+            throw QuantizationError(skipped.isEmpty ? "no calibration samples"
+                                    : "no usable calibration samples: \(skipped.joined(separator: "; "))")
+        }
         let shapes = try prepared.shapes(first)
         let placement = prepared.placement(shapes: shapes, options: options)
         // Observe every tensor to quantize: the FP32 graph with those tensors as extra outputs.
@@ -90,18 +110,18 @@ public struct PostTrainingQuantizer: Sendable {
             if kept.count < options.analysisSamples { kept.append(s) }
             let outputs: [String: Tensor]
             do { outputs = try session.run(s) } catch {
-                throw QuantizationError("calibration sample \(count + 1): \(error)")
+                throw QuantizationError("\(describe(index)): \(error)")
             }
             calibrator.observe(outputs)
             count += 1
             if options.progress { Self.progress(count, limit == Int.max ? nil : limit) }
-            sample = count < limit ? try next() : nil
+            sample = count < limit ? try nextFinite() : nil
         }
         if options.progress && isatty(2) != 0 { FileHandle.standardError.write("\n".data(using: .utf8)!) }
         let table = calibrator.table(method: options.calibration, unsigned: placement.unsigned)
         return try quantizeWithinBudget(model, prepared: prepared, shapes: shapes, table: table,
                                         observed: calibrator.table(method: .minMax, unsigned: []),
-                                        samples: kept, warnings: calibrator.warnings)
+                                        samples: kept, warnings: skipped + calibrator.warnings)
     }
 
     /// Quantizes; with samples, measures SQNR per quantized tensor and per output, and keeps

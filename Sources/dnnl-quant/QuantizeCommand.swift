@@ -58,7 +58,7 @@ struct Quantize: ParsableCommand {
             result = try quantizer.quantize(m, table: table, sample: try reader.sample(at: 0))
         } else {
             var index = 0
-            result = try quantizer.quantize(m) {
+            result = try quantizer.quantize(m, describe: { reader.files[$0].path }) {
                 guard index < reader.count else { return nil }
                 defer { index += 1 }
                 do { return try reader.sample(at: index) } catch { throw CLIError("--calibration \(dir): \(error)") }

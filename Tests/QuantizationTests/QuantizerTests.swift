@@ -382,4 +382,26 @@ final class QuantizerTests: XCTestCase {
         let later = message([good[0], ["x": K.random([1, 3, 8, 4], seed: 2)]])
         XCTAssertTrue(later.contains("calibration sample 2") && later.contains("'x'"), later)
     }
+
+    func testSamplesWithNaNOrInfAreLeftOutAndAllBadIsAnError() throws {
+        let model = Model(graph: Self.residualGraph(), opsetVersion: 13)
+        let quantizer = PostTrainingQuantizer(.init(calibration: .minMax))
+        var good = Self.samples(3)
+        var bad = good[1]["x"]!
+        bad.withUnsafeMutableBytes { $0.bindMemory(to: Float.self)[5] = .nan }
+        good[1]["x"] = bad
+        let result = try quantizer.quantize(model, calibrationData: good)
+        XCTAssertTrue(result.report.warnings.contains { $0.contains("calibration sample 2") && $0.contains("'x'") && $0.contains("NaN") },
+                      "\(result.report.warnings)")
+        XCTAssertEqual(result.table.sampleCount, 2, "the NaN sample must not be observed")
+        XCTAssertTrue(result.table.ranges.values.allSatisfy { $0.min.isFinite && $0.max.isFinite })
+        var inf = Self.samples(1)[0]["x"]!
+        inf.withUnsafeMutableBytes { $0.bindMemory(to: Float.self)[0] = .infinity }
+        do {
+            _ = try quantizer.quantize(model, calibrationData: [["x": bad], ["x": inf]])
+            XCTFail("all samples non-finite must be an error")
+        } catch {
+            XCTAssertTrue("\(error)".contains("no usable calibration samples") && "\(error)".contains("'x'"), "\(error)")
+        }
+    }
 }
