@@ -26,8 +26,8 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
-        if let batch, batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
-        guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
+        if let batch, !(1...65_536).contains(batch) { throw ValidationError("--batch must be in 1...65536, got \(batch)") }
+        guard seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600], got \(seconds)") }
     }
 
     func run() throws {
@@ -60,7 +60,7 @@ struct Bench: ParsableCommand {
         let throughput = Double(times.count * effectiveBatch) / total
         let precision = session.precision
         if json {
-            let name = URL(fileURLWithPath: model).lastPathComponent.replacingOccurrences(of: "\"", with: "\\\"")
+            let name = String(String(data: try JSONEncoder().encode(URL(fileURLWithPath: model).lastPathComponent), encoding: .utf8)!.dropFirst().dropLast())
             print(String(format: "{\"model\": \"%@\", \"precision\": \"%@\", \"threads\": %d, \"batch\": %d, \"iterations\": %d, \"latency_ms\": {\"median\": %.4f, \"p90\": %.4f}, \"throughput\": %.3f}",
                          name, precision, threads, effectiveBatch, times.count, median, p90, throughput))
         } else {

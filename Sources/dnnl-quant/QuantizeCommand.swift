@@ -28,11 +28,11 @@ struct Quantize: ParsableCommand {
     @Flag(name: .long, help: "Dynamic quantization without calibration (not supported yet).") var dynamic = false
 
     func validate() throws {
+        if percentile != nil && method != "percentile" { throw ValidationError("--percentile needs --method percentile") }
+        if let p = percentile, !(p > 0 && p <= 100) { throw ValidationError("--percentile must be in (0, 100], got \(p)") }
         guard CalibrationMethod(name: method, percentile: percentile) != nil else {
             throw ValidationError("--method \(method): use one of \(CalibrationMethod.names.joined(separator: ", "))")
         }
-        if percentile != nil && method != "percentile" { throw ValidationError("--percentile needs --method percentile") }
-        if let p = percentile, !(p > 0 && p <= 100) { throw ValidationError("--percentile must be in (0, 100], got \(p)") }
         if dynamic { throw ValidationError("--dynamic: dynamic quantization is not supported yet; give --calibration DIR") }
         if let b = accuracyBudget, !(b > 0 && b < 200) { throw ValidationError("--accuracy-budget must be in (0, 200) dB, got \(b)") }
         if calibration == nil && loadCalibration == nil { throw ValidationError("give --calibration DIR (or --load-calibration T.json with --calibration for one sample)") }
@@ -40,7 +40,19 @@ struct Quantize: ParsableCommand {
     }
 
     func run() throws {
+        // Every output path is checked before the work starts, so nothing is written when one is bad.
+        for (flag, path) in [("--output", output), ("--report", report), ("--save-calibration", saveCalibration)] {
+            guard let path else { continue }
+            do { try checkOutputPath(URL(fileURLWithPath: path)) } catch { throw CLIError("\(flag) \(path): \(error.message)") }
+        }
         let m = try Model(contentsOf: URL(fileURLWithPath: model))
+        let names = Set(m.graph.nodes.map(\.name)), types = Set(m.graph.nodes.map(\.opType))
+        for n in exclude where !names.contains(n) {
+            FileHandle.standardError.write("warning: --exclude \(n): no node of that name in \(model)\n".data(using: .utf8)!)
+        }
+        for t in excludeOpType where !types.contains(t) {
+            FileHandle.standardError.write("warning: --exclude-op-type \(t): no node of that op type in \(model) (op types are case-sensitive, e.g. Conv)\n".data(using: .utf8)!)
+        }
         var options = PostTrainingQuantizer.Options(
             calibration: CalibrationMethod(name: method, percentile: percentile)!, excludeNodes: Set(exclude),
             excludeOpTypes: Set(excludeOpType), maxSamples: maxSamples, progress: true, accuracyBudget: accuracyBudget)
@@ -69,9 +81,8 @@ struct Quantize: ParsableCommand {
         }
         try result.model.write(to: URL(fileURLWithPath: output))
         if let r = report {
-            let data = try result.report.jsonData()
-            do { try data.write(to: URL(fileURLWithPath: r), options: .atomic) } catch {
-                throw CLIError("--report \(r): cannot write (\(error.localizedDescription))")
+            do { try writeAtomically(try result.report.jsonData(), to: URL(fileURLWithPath: r)) } catch {
+                throw CLIError("--report \(r): \(error)")
             }
         }
         print(result.report)

@@ -21,6 +21,7 @@ func loadInputs(_ specs: [String], model: Model) throws -> [String: Tensor] {
             }
             name = model.inputs[0].name; path = spec
         }
+        guard feeds[name] == nil else { throw CLIError("--input \(spec): input '\(name)' is given twice") }
         guard model.inputs.contains(where: { $0.name == name }) else {
             throw CLIError("--input \(spec): '\(name)' is not an input of \(model.source) (inputs: \(model.inputs.map(\.name).joined(separator: ", ")))")
         }
@@ -56,10 +57,22 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let m = try Model(contentsOf: URL(fileURLWithPath: model))
+        // Output file names are checked before running: distinct, not too long.
+        var byFile: [String: String] = [:]
+        for o in m.outputs {
+            let f = outputFileName(o.name)
+            if let other = byFile[f] { throw CLIError("outputs '\(other)' and '\(o.name)' of \(model) would both be written to \(f)") }
+            guard f.utf8.count <= 255 else { throw CLIError("output '\(o.name.prefix(40))...' of \(model): its file name is longer than 255 bytes") }
+            byFile[f] = o.name
+        }
         let feeds = try loadInputs(input, model: m)
+        let dir = URL(fileURLWithPath: outputDir)
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), !isDir.boolValue {
+            throw CLIError("--output-dir \(outputDir): exists and is not a folder")
+        }
         let session = try InferenceSession(model: m, options: .init(threads: threads))
         let outputs = try session.run(feeds)
-        let dir = URL(fileURLWithPath: outputDir)
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
             throw CLIError("--output-dir \(outputDir): cannot create it (\(error.localizedDescription))")
         }

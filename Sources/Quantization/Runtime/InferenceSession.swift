@@ -66,7 +66,9 @@ public final class InferenceSession: @unchecked Sendable {
     }
 
     /// `"int8"` when some node runs on INT8 kernels, else `"fp32"`.
-    public var precision: String { "fp32" }
+    public var precision: String {
+        graph.nodes.contains { $0.domain == FusedOps.domain && $0.opType.hasPrefix("Q") } ? "int8" : "fp32"
+    }
 
     /// Runs the model.
     /// - Parameter feeds: one tensor per graph input, by name; f32 unless the model declares
