@@ -119,9 +119,16 @@ public struct PostTrainingQuantizer: Sendable {
         }
         if options.progress && isatty(2) != 0 { FileHandle.standardError.write("\n".data(using: .utf8)!) }
         let table = calibrator.table(method: options.calibration, unsigned: placement.unsigned)
+        // A tensor that was zero on every sample gets a tiny scale: real inputs would saturate.
+        var zeroWarnings: [String] = []
+        for t in placement.tensors {
+            if let o = calibrator.observers[t], o.count > 0, o.absMax == 0 {
+                zeroWarnings.append("tensor '\(t)' was zero on every calibration sample: its scale is arbitrary; calibrate on representative data")
+            }
+        }
         return try quantizeWithinBudget(model, prepared: prepared, shapes: shapes, table: table,
                                         observed: calibrator.table(method: .minMax, unsigned: []),
-                                        samples: kept, warnings: skipped + calibrator.warnings)
+                                        samples: kept, warnings: skipped + zeroWarnings + calibrator.warnings)
     }
 
     /// Quantizes; with samples, measures SQNR per quantized tensor and per output, and keeps

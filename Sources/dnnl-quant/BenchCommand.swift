@@ -41,6 +41,7 @@ struct Bench: ParsableCommand {
                     throw CLIError("input '\(info.name)' has dynamic dimension \(i) (\(d)): give --input \(info.name)=FILE.npy")
                 }
             }
+            try checkSynthesizable(info.name, dims, info.elementType ?? .f32)
             feeds[info.name] = seededTensor(dims, info.elementType ?? .f32)
         }
         if let batch { feeds = feeds.mapValues { rebatch($0, to: batch) } }
@@ -71,6 +72,19 @@ struct Bench: ParsableCommand {
 }
 
 /// Seeded uniform [-1, 1) data (f32) or small integers, so runs are repeatable.
+/// Checks that a synthesized input of `shape` fits in memory (a declared shape can be absurd).
+func checkSynthesizable(_ name: String, _ shape: [Int], _ type: ElementType) throws {
+    let limit = Int(clamping: ProcessInfo.processInfo.physicalMemory) / 4
+    var bytes = type.byteSize
+    for d in shape {
+        let (p, overflow) = bytes.multipliedReportingOverflow(by: max(d, 0))
+        guard !overflow, p <= limit else {
+            throw CLIError("input '\(name)' of declared shape \(shape) is too large to synthesize: give --input \(name)=FILE.npy")
+        }
+        bytes = p
+    }
+}
+
 func seededTensor(_ shape: [Int], _ type: ElementType) -> Tensor {
     var state: UInt64 = 0x5EED
     let n = shape.reduce(1, *)

@@ -83,6 +83,10 @@ struct Inspect: ParsableCommand {
                 missing.append("'\(info.name)' \(info.shapeText) has dynamic dimension\(dynamic.count > 1 ? "s" : "") \(dynamic.joined(separator: ", "))")
                 continue
             }
+            do { try checkSynthesizable(info.name, dims, info.elementType ?? .f32) } catch {
+                missing.append("'\(info.name)' \(info.shapeText) is too large to synthesize")
+                continue
+            }
             all[info.name] = seededTensor(dims, info.elementType ?? .f32)
         }
         guard missing.isEmpty else {

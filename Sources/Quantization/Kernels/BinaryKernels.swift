@@ -124,14 +124,14 @@ enum BinaryKernels {
                 try PrimitiveDescriptor.binary(alg, src0: l.descriptor(p0), src1: md1, dst: l.descriptor(p0),
                                                attributes: attr, engine: l.engine)
             }
-            if let c = constant1 { s1 = l.weightsSlot(src1, c.floatValues(), plainDims: dims1, into: pdPlain.src(1)) }
+            if let c = constant1 { s1 = try l.weightsSlot(src1, c.floatValues(), plainDims: dims1, into: pdPlain.src(1)) }
             let plainDst = l.newSlot(node.outputs[0], shape: out, l.descriptor(p0))
             try l.emit(pdPlain, [(.src, p0), (.src1, s1), (.dst, plainDst)], label: "\(l.where_()) binary \(alg)")
             l.note("binary \(alg) (plain, \(md0.dataType))")
             l.define(node.outputs[0], .slot(plainDst))
             return
         }
-        if let c = constant1 { s1 = l.weightsSlot(src1, c.floatValues(), plainDims: dims1, into: pd.src(1)) }
+        if let c = constant1 { s1 = try l.weightsSlot(src1, c.floatValues(), plainDims: dims1, into: pd.src(1)) }
         try l.emit(pd, [(.src, s0), (.src1, s1), (.dst, dst)], label: "\(l.where_()) binary \(alg)")
         l.note("\(pd.implementation) binary \(alg) (\(md0.dataType))")
         l.define(node.outputs[0], .slot(dst))

@@ -285,7 +285,7 @@ enum ConstantEvaluation {
 
     static func tile(_ node: Node, _ x: [Tensor?], _ opset: Int) throws(GraphError) -> [Tensor] {
         let t = x[0]!, reps = x[1]!.intValues()
-        guard reps.count == t.shape.count else { throw fail(node, "Tile repeats \(reps) for rank \(t.shape.count)") }
+        guard reps.count == t.shape.count, reps.allSatisfy({ $0 >= 0 }) else { throw fail(node, "Tile repeats \(reps) for rank \(t.shape.count)") }
         let shape = zip(t.shape, reps).map { $0 * $1 }
         let v = t.doubleValues(), s = Broadcast.strides(t.shape)
         var out = [Double](repeating: 0, count: shape.reduce(1, *))
@@ -304,6 +304,7 @@ enum ConstantEvaluation {
         let t = x[0]!
         let r = t.shape.count
         let perm = node.ints("perm") ?? Array((0..<r).reversed())
+        guard perm.sorted() == Array(0..<r) else { throw fail(node, "perm \(perm) is not a permutation of \(r) axes") }
         let shape = perm.map { t.shape[$0] }
         let s = Broadcast.strides(t.shape), v = t.doubleValues()
         var out = [Double](repeating: 0, count: t.count)

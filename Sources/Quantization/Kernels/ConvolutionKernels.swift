@@ -93,7 +93,7 @@ enum ConvolutionKernels {
                     paddingL: padB, paddingR: padE, attributes: attr, engine: l.engine)
         }
         let src = try l.converted(try l.slot(node.inputs[0]), to: pd.src)
-        let wSlot = l.weightsSlot(node.inputs[1], plainW, plainDims: wDims, into: pd.weights)
+        let wSlot = try l.weightsSlot(node.inputs[1], plainW, plainDims: wDims, into: pd.weights)
         var args: [(ExecArg, Int)] = [(.src, src), (.weights, wSlot)]
         if let b = node.input(2) {
             guard let bt = l.constant(b), bt.count == oc else {
@@ -148,7 +148,7 @@ enum ConvolutionKernels {
                 strides: [1, 1], paddingL: [0, 0], paddingR: [0, 0], attributes: attr, engine: l.engine)
         }
         let src = try l.converted(try l.slot(node.inputs[0]), to: pd.src)
-        var args: [(ExecArg, Int)] = [(.src, src), (.weights, l.weightsSlot(node.inputs[1], w1, plainDims: [c2, c, 1, 1], into: pd.weights))]
+        var args: [(ExecArg, Int)] = [(.src, src), (.weights, try l.weightsSlot(node.inputs[1], w1, plainDims: [c2, c, 1, 1], into: pd.weights))]
         if let bias1 { args.append((.bias, try l.constantSlot(output + ".bias1x1", bias1))) }
         let mid = l.newSlot(output + ".1x1", shape: midShape, pd.dst)
         args.append((.dst, mid))
@@ -194,6 +194,19 @@ struct ConvGeometry {
         strides = node.ints("strides") ?? [Int](repeating: 1, count: sp)
         dilations = node.ints("dilations") ?? [Int](repeating: 1, count: sp)
         var outputPadding = node.ints("output_padding") ?? [Int](repeating: 0, count: sp)
+        for (name, v, n) in [("kernel_shape", kernel, sp), ("strides", strides, sp), ("dilations", dilations, sp),
+                             ("output_padding", outputPadding, sp), ("pads", node.ints("pads") ?? [Int](repeating: 0, count: 2 * sp), 2 * sp)]
+        where v.count != n {
+            throw l.fail(.unsupportedAttribute, "\(name) \(v) needs \(n) values for \(sp) spatial dims")
+        }
+        guard strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }), kernel.allSatisfy({ $0 > 0 }),
+              (node.ints("pads") ?? []).allSatisfy({ $0 >= 0 }) else {
+            throw l.fail(.unsupportedAttribute, "strides, dilations and kernel_shape must be positive and pads non-negative")
+        }
+        guard kernel == Array(wShape[2...]) else {
+            throw l.fail(.shapeMismatch, "kernel_shape \(kernel) differs from the weights' \(Array(wShape[2...]))")
+        }
+        guard groups > 0 else { throw l.fail(.unsupportedAttribute, "group \(groups) must be positive") }
         c = xShape[1]
         oc = transposed ? wShape[1] * groups : wShape[0]
         let icPerGroup = transposed ? wShape[0] / groups : wShape[1]

@@ -34,7 +34,21 @@ enum KernelRegistry {
     }
 
     /// Lowers one node: folds it when its inputs are all known, else emits its run-time steps.
+    /// Inputs an operator needs at least (others: 1).
+    static let minimumInputs: [String: Int] = [
+        "Add": 2, "Sub": 2, "Mul": 2, "Div": 2, "Pow": 2, "MatMul": 2, "Gemm": 2, "Conv": 2, "ConvTranspose": 2,
+        "FusedConv": 2, "FusedConvTranspose": 2, "FusedMatMul": 2, "FusedGemm": 2, "QConv": 2, "QMatMul": 2,
+        "QAdd": 2, "QMul": 2, "LSTM": 3, "GRU": 3, "BatchNormalization": 5, "QuantizeLinear": 2,
+        "DequantizeLinear": 2, "Tile": 2, "Expand": 2, "Gather": 2, "Where": 3, "Range": 3, "Equal": 2,
+        "Less": 2, "Greater": 2, "LessOrEqual": 2, "GreaterOrEqual": 2, "And": 2, "Or": 2, "Mod": 2,
+    ]
+
     static func lower(_ node: Node, _ l: Lowering, opset: Int) throws(GraphError) {
+        let needed = minimumInputs[node.opType] ?? 1
+        guard node.inputs.count >= needed, node.inputs.prefix(needed).allSatisfy({ !$0.isEmpty || node.opType == "Conv" }),
+              !node.inputs.isEmpty, !node.inputs[0].isEmpty, node.outputs.contains(where: { !$0.isEmpty }) else {
+            throw GraphError(.invalidModel, "node \(node.label): \(node.opType) needs at least \(needed) input(s) and an output; it has \(node.inputs.count) input(s), \(node.outputs.count) output(s)")
+        }
         if node.opType == "Shape" {  // the shape of a run-time value is known at plan time
             l.define(node.outputs[0], .constant(ConstantEvaluation.shapeTensor(node, try l.shape(node.inputs[0]))))
             return
@@ -79,8 +93,11 @@ extension Lowering {
 
     /// A persistent slot of `descriptor` filled by reordering a plain f32 constant into it.
     func weightsSlot(_ name: String, _ values: [Float], plainDims: [Int],
-                     into descriptor: MemoryDescriptor, attributes: PrimitiveAttributes? = nil) -> Int {
-        addSlot(Slot(name: name, shape: plainDims, descriptor: descriptor, persistent: true,
+                     into descriptor: MemoryDescriptor, attributes: PrimitiveAttributes? = nil) throws(GraphError) -> Int {
+        guard values.count == plainDims.reduce(1, *) else {
+            throw fail(.shapeMismatch, "'\(name)' has \(values.count) values, \(plainDims) needs \(plainDims.reduce(1, *))")
+        }
+        return addSlot(Slot(name: name, shape: plainDims, descriptor: descriptor, persistent: true,
                      fill: { m, stream in
             let src = try Memory(MemoryDescriptor(dims: plainDims, dataType: .f32), engine: m.engine)
             src.write(values)

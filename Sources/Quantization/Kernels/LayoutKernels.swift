@@ -50,6 +50,9 @@ enum LayoutKernels {
         let s = try l.slot(node.inputs[0])
         let shape = l.slots[s].shape
         let perm = node.ints("perm") ?? Array((0..<shape.count).reversed())
+        guard perm.sorted() == Array(0..<shape.count) else {
+            throw l.fail(.unsupportedAttribute, "perm \(perm) is not a permutation of the \(shape.count) axes")
+        }
         let out = perm.map { shape[$0] }
         // oneDNN's permute_axes: input axis i becomes output axis p[i], so p = perm^-1.
         var inverse = [Int](repeating: 0, count: perm.count)

@@ -127,7 +127,7 @@ enum MatMulKernels {
         let aView = l.alias(of: a, name: o.a + ".2d", shape: srcDims, pd.src)
         let wSlot: Int
         if let b = o.constantB {
-            wSlot = l.weightsSlot(o.b, b, plainDims: weiDims, into: pd.weights)
+            wSlot = try l.weightsSlot(o.b, b, plainDims: weiDims, into: pd.weights)
         } else {
             let b = try l.plain(try l.slot(o.b))
             wSlot = l.alias(of: b, name: o.b + ".nd", shape: weiDims, pd.weights)

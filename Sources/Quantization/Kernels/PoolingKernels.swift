@@ -17,6 +17,14 @@ enum PoolingKernels {
         let global = node.opType.hasPrefix("Global")
         let kernel = global ? spatial : (node.ints("kernel_shape") ?? [])
         guard kernel.count == sp else { throw l.fail(.unsupportedAttribute, "kernel_shape \(kernel) for \(sp) spatial dims") }
+        let declaredPads = node.ints("pads") ?? [Int](repeating: 0, count: 2 * sp)
+        let declaredStrides = node.ints("strides") ?? [Int](repeating: 1, count: sp)
+        let declaredDilations = node.ints("dilations") ?? [Int](repeating: 1, count: sp)
+        guard global || (declaredPads.count == 2 * sp && declaredStrides.count == sp && declaredDilations.count == sp
+                         && kernel.allSatisfy { $0 > 0 } && declaredStrides.allSatisfy { $0 > 0 }
+                         && declaredDilations.allSatisfy { $0 > 0 } && declaredPads.allSatisfy { $0 >= 0 }) else {
+            throw l.fail(.unsupportedAttribute, "kernel_shape, strides, dilations (positive, \(sp) each) and pads (non-negative, \(2 * sp)) do not fit")
+        }
         let strides = global ? [Int](repeating: 1, count: sp) : (node.ints("strides") ?? [Int](repeating: 1, count: sp))
         let dilations = node.ints("dilations") ?? [Int](repeating: 1, count: sp)
         var (padB, padE) = global ? ([Int](repeating: 0, count: sp), [Int](repeating: 0, count: sp))

@@ -81,6 +81,11 @@ enum QuantizeKernels {
         let p = try parameters(node) { name in name.flatMap { n in node.inputs.firstIndex(of: n).flatMap { x[$0] } } }
         let t = x[0]!
         let axis = p.axis.map { $0 < 0 ? $0 + t.shape.count : $0 }
+        if let a = axis {
+            guard a >= 0, a < t.shape.count, t.shape[a] == p.scales.count, p.zeroPoints.count == p.scales.count else {
+                throw GraphError(.shapeMismatch, "node \(node.label): \(p.scales.count) scales for axis \(a) of \(t.shape)")
+            }
+        }
         let inner = axis.map { t.shape[($0 + 1)...].reduce(1, *) } ?? 1
         let channels = axis.map { t.shape[$0] } ?? 1
         func channel(_ i: Int) -> Int { axis == nil ? 0 : (i / inner) % channels }

@@ -95,8 +95,8 @@ enum RecurrentKernels {
         }
         let src = try l.plain(try l.slot(node.inputs[0]))
         var args: [(ExecArg, Int)] = [(.srcLayer, src)]
-        args.append((.weightsLayer, l.weightsSlot(node.inputs[1], ldigo(wv, inputs: i), plainDims: [1, d, i, gates, h], into: pd.weights(0))))
-        args.append((.weightsIter, l.weightsSlot(node.inputs[2], ldigo(rv, inputs: h), plainDims: [1, d, h, gates, h], into: pd.weights(1))))
+        args.append((.weightsLayer, try l.weightsSlot(node.inputs[1], ldigo(wv, inputs: i), plainDims: [1, d, i, gates, h], into: pd.weights(0))))
+        args.append((.weightsIter, try l.weightsSlot(node.inputs[2], ldigo(rv, inputs: h), plainDims: [1, d, h, gates, h], into: pd.weights(1))))
         args.append((.bias, try l.constantSlot(node.name + ".bias", Tensor(shape: [1, d, biasGates, h], scalars: bias))))
         let stateMD = try l.descriptor(dims: stateDims, .f32)
         func state(_ index: Int) throws(GraphError) -> Int {

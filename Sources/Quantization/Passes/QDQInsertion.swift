@@ -65,6 +65,9 @@ struct QDQInsertion: GraphPass {
             out += newNodes[n.name] ?? []
         }
         graph.nodes = out
+        // The FP32 weights the quantized ones replace are no longer read.
+        let used = Set(out.flatMap(\.inputs)).union(graph.outputs.map(\.name))
+        graph.initializers = graph.initializers.filter { used.contains($0.key) }
         try graph.sortTopologically()
         report.applied.append("\(dq.count) activation tensors quantized")
         return report
@@ -83,6 +86,9 @@ struct QDQInsertion: GraphPass {
         let channels = w.shape[axis]
         let inner = w.shape[(axis + 1)...].reduce(1, *)
         let values = w.floatValues()
+        guard values.allSatisfy({ $0.isFinite }) else {
+            throw GraphError(.invalidModel, "node \(n.label): weights '\(n.inputs[1])' contain NaN or Inf; they cannot be quantized")
+        }
         var maxAbs = [Float](repeating: 0, count: channels)
         for (i, v) in values.enumerated() { let c = (i / inner) % channels; maxAbs[c] = max(maxAbs[c], abs(v)) }
         // An all-zero channel gets scale 1: its outputs are its bias (ONEDNN_INT8_NOTES C4).
@@ -98,7 +104,8 @@ struct QDQInsertion: GraphPass {
         nodes.append(Node(name: n.name + "_weights_DequantizeLinear", opType: "DequantizeLinear",
                           inputs: [wq, ws, wz], outputs: [wd], attributes: ["axis": .int(axis)]))
         n.inputs[1] = wd
-        if n.opType != "MatMul", let b = n.input(2), let bt = graph.initializers[b], bt.count == channels {
+        if n.opType != "MatMul", let b = n.input(2), let bt = graph.initializers[b], bt.count == channels,
+           bt.floatValues().allSatisfy({ $0.isFinite }) {
             let bs = scales.map { $0 * xp.scale }
             // Saturating: a bias beyond the int32 accumulator range (a tiny input scale) clamps.
             let bq = zip(bt.floatValues(), bs).map { b, s -> Int32 in

@@ -1,12 +1,19 @@
 import CDNNL
 import DNNL
+import Foundation
 
 /// Owns the raw buffers of a plan (64-byte aligned), freed once.
 final class BufferArena {
     private(set) var buffers: [UnsafeMutableRawPointer] = []
     private(set) var totalBytes = 0
 
-    func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
+    /// The most a plan may allocate: the machine's physical memory.
+    static let limit = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+
+    func allocate(_ bytes: Int) throws(GraphError) -> UnsafeMutableRawPointer {
+        guard bytes >= 0, bytes <= Self.limit - totalBytes else {
+            throw GraphError(.runtime, "the plan needs more memory than this machine has (\(totalBytes + max(bytes, 0)) bytes so far, limit \(Self.limit)): check the input shapes")
+        }
         let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
         p.initializeMemory(as: UInt8.self, repeating: 0, count: max(bytes, 64))
         buffers.append(p)
@@ -76,7 +83,7 @@ final class Plan {
         var byFirst: [Int: [Int]] = [:], byLast: [Int: [Int]] = [:]
         for s in 0..<n where root(s) == s {
             if slots[s].persistent || first[s] == Int.max {
-                base[s] = arena.allocate(size[s])
+                base[s] = try arena.allocate(size[s])
                 continue
             }
             byFirst[first[s], default: []].append(s)
@@ -87,7 +94,7 @@ final class Plan {
                 if let j = free.indices.filter({ free[$0].bytes >= size[s] }).min(by: { free[$0].bytes < free[$1].bytes }) {
                     base[s] = free.remove(at: j).ptr
                 } else {
-                    base[s] = arena.allocate(size[s])
+                    base[s] = try arena.allocate(size[s])
                 }
             }
             for s in byLast[i] ?? [] { free.append((base[s]!, size[s])) }
@@ -113,10 +120,13 @@ final class Plan {
             if case .primitive(let p, _, _) = step { return p.scratchpadByteCount }
             return 0
         }.max() ?? 0
-        let scratchpad = scratchBytes > 0 ? try l.wrap { () throws(DNNLError) in
-            try Memory(MemoryDescriptor(dims: [scratchBytes], dataType: .u8), engine: l.engine,
-                       buffer: arena.allocate(scratchBytes), owner: arena)
-        } : nil
+        var scratchpad: Memory? = nil
+        if scratchBytes > 0 {
+            let buffer = try arena.allocate(scratchBytes)
+            scratchpad = try l.wrap { () throws(DNNLError) in
+                try Memory(MemoryDescriptor(dims: [scratchBytes], dataType: .u8), engine: l.engine, buffer: buffer, owner: arena)
+            }
+        }
         self.scratchpad = scratchpad
 
         steps = pending.map { step in
