@@ -185,6 +185,9 @@ enum ConstantEvaluation {
         guard let axes else { return shape.filter { $0 != 1 } }
         var normalized: Set<Int> = []
         for a in axes { normalized.insert(try axis(a, rank: shape.count, node)) }
+        for a in normalized where shape[a] != 1 {
+            throw GraphError(.shapeMismatch, "node \(node.label): cannot squeeze axis \(a) of size \(shape[a]) (shape \(shape))")
+        }
         return shape.enumerated().filter { !normalized.contains($0.offset) }.map(\.element)
     }
 

@@ -38,6 +38,9 @@ enum NormalizationKernels {
         }
         let s = try l.slot(node.inputs[0])
         let shape = l.slots[s].shape
+        guard shape.count >= 2, params.allSatisfy({ $0.count == shape[1] }) else {
+            throw l.fail(.shapeMismatch, "scale, bias, mean and variance need \(shape.count >= 2 ? shape[1] : 0) values each (input \(shape)), got \(params.map(\.count))")
+        }
         let eps = node.float("epsilon") ?? 1e-5
         let pd = try l.wrap { () throws(DNNLError) in
             try PrimitiveDescriptor.batchNormalization(data: l.descriptor(s), epsilon: eps, useScale: true,

@@ -28,7 +28,7 @@ struct ConvScaleShiftFolding: GraphPass {
         case "BatchNormalization":
             guard n.inputs[0] == value, n.outputs.count == 1 || n.outputs.dropFirst().allSatisfy(\.isEmpty),
                   let g = e.constant(n.input(1)), let b = e.constant(n.input(2)), let m = e.constant(n.input(3)),
-                  let v = e.constant(n.input(4)), g.count == oc else { return nil }
+                  let v = e.constant(n.input(4)), g.count == oc, b.count == oc, m.count == oc, v.count == oc else { return nil }
             let eps = n.float("epsilon") ?? 1e-5
             let gv = g.floatValues(), bv = b.floatValues(), mv = m.floatValues(), vv = v.floatValues()
             let s = (0..<oc).map { gv[$0] / (vv[$0] + eps).squareRoot() }
