@@ -148,12 +148,17 @@ public struct PostTrainingQuantizer: Sendable {
             result.report.fallbacks = fallbacks
             guard let budget = options.accuracyBudget, let worst = sqnr.outputs.values.min(), worst < budget,
                   fallbacks.count < options.maxFallbacks else { return result }
-            // Keep the unit with the least accurate output in FP32 and try again.
+            // Keep FP32 the unit that loses the most accuracy itself: the largest drop from the
+            // SQNR of its input to that of its output (errors accumulate, so the output SQNR
+            // alone would blame the last units).
             let candidates = placement.units.filter { sqnr.tensors[$0.output] != nil }
-            guard let unit = candidates.min(by: { sqnr.tensors[$0.output]! < sqnr.tensors[$1.output]! }) else { return result }
+            func loss(_ u: QuantizationPlacement.Unit) -> Double {
+                (sqnr.tensors[u.input] ?? 100) - sqnr.tensors[u.output]!
+            }
+            guard let unit = candidates.max(by: { loss($0) < loss($1) }) else { return result }
             options.excludeNodes.insert(unit.anchor)
-            fallbacks.append(String(format: "%@ (output SQNR %.1f dB; model output %.1f dB < budget %.1f dB)",
-                                    unit.anchor, sqnr.tensors[unit.output]!, worst, budget))
+            fallbacks.append(String(format: "%@ (loses %.1f dB, output SQNR %.1f dB; model output %.1f dB < budget %.1f dB)",
+                                    unit.anchor, loss(unit), sqnr.tensors[unit.output]!, worst, budget))
         }
     }
 

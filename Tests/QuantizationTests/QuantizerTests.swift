@@ -404,4 +404,22 @@ final class QuantizerTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("no usable calibration samples") && "\(error)".contains("'x'"), "\(error)")
         }
     }
+
+    func testAccuracyBudgetKeepsTheMostLossyUnitsFP32() throws {
+        let model = Model(graph: Self.residualGraph(), opsetVersion: 13)
+        let plain = try PostTrainingQuantizer(.init(calibration: .minMax)).quantize(model, calibrationData: Self.samples(4))
+        XCTAssertTrue(plain.report.fallbacks.isEmpty)
+        XCTAssertFalse(plain.report.outputSQNR.isEmpty, "the report measures output SQNR on the calibration samples")
+        // An unreachable budget: every allowed fallback is taken, each recorded and kept FP32.
+        let strict = try PostTrainingQuantizer(.init(calibration: .minMax, accuracyBudget: 199, maxFallbacks: 2))
+            .quantize(model, calibrationData: Self.samples(4))
+        XCTAssertEqual(strict.report.fallbacks.count, 2, "\(strict.report.fallbacks)")
+        let int8Before = plain.report.nodes.filter { $0.precision == "int8" }.count
+        let int8After = strict.report.nodes.filter { $0.precision == "int8" }.count
+        XCTAssertLessThan(int8After, int8Before)
+        for f in strict.report.fallbacks {
+            let anchor = String(f.split(separator: " ")[0])
+            XCTAssertTrue(strict.report.nodes.contains { $0.node.contains(anchor) && $0.precision == "fp32" }, "\(anchor) must be FP32")
+        }
+    }
 }
