@@ -27,6 +27,18 @@ enum Broadcast {
         return s
     }
 
+    /// Steps a row-major coordinate of `shape` to the next element (the last dim fastest).
+    @inline(__always)
+    static func advance(_ coord: inout [Int], in shape: [Int]) {
+        var d = shape.count - 1
+        while d >= 0 {
+            coord[d] += 1
+            if coord[d] < shape[d] { return }
+            coord[d] = 0
+            d -= 1
+        }
+    }
+
     /// For each element of `out` (row-major), the flat index into an input of shape `input`
     /// broadcast to `out`.
     static func indices(of input: [Int], in out: [Int]) -> [Int] {
@@ -39,13 +51,28 @@ enum Broadcast {
             var idx = 0
             for d in 0..<out.count where p[d] != 1 { idx += coord[d] * s[d] }
             result[i] = idx
-            var d = out.count - 1
-            while d >= 0 {
-                coord[d] += 1
-                if coord[d] < out[d] { break }
-                coord[d] = 0
-                d -= 1
+            advance(&coord, in: out)
+        }
+        return result
+    }
+
+    /// For each element of `out` (row-major), the flat index into an input of shape `input`
+    /// whose element along dim d is `maps[d][out coordinate]`; -1 when any map says -1 (a
+    /// fill value: padding).
+    static func indices(of input: [Int], in out: [Int], maps: [[Int]]) -> [Int] {
+        let s = strides(input)
+        let total = out.reduce(1, *)
+        var result = [Int](repeating: 0, count: total)
+        var coord = [Int](repeating: 0, count: out.count)
+        for i in 0..<total {
+            var k = 0
+            for d in 0..<out.count {
+                let m = maps[d][coord[d]]
+                if m < 0 { k = -1; break }
+                k += m * s[d]
             }
+            result[i] = k
+            advance(&coord, in: out)
         }
         return result
     }

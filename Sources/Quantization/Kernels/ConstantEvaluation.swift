@@ -297,8 +297,7 @@ enum ConstantEvaluation {
             var idx = 0
             for d in 0..<shape.count { idx += (coord[d] % t.shape[d]) * s[d] }
             out[i] = v[idx]
-            var d = shape.count - 1
-            while d >= 0 { coord[d] += 1; if coord[d] < shape[d] { break }; coord[d] = 0; d -= 1 }
+            Broadcast.advance(&coord, in: shape)
         }
         return [Tensor(shape: shape, values: out, elementType: t.elementType)]
     }
@@ -316,8 +315,7 @@ enum ConstantEvaluation {
             var idx = 0
             for d in 0..<r { idx += coord[d] * s[perm[d]] }
             out[i] = v[idx]
-            var d = r - 1
-            while d >= 0 { coord[d] += 1; if coord[d] < shape[d] { break }; coord[d] = 0; d -= 1 }
+            Broadcast.advance(&coord, in: shape)
         }
         return [Tensor(shape: shape, values: out, elementType: t.elementType)]
     }
@@ -368,8 +366,7 @@ enum ConstantEvaluation {
             var idx = 0
             for d in 0..<coord.count { idx += (p.starts[d] + coord[d] * p.steps[d]) * s[d] }
             out[i] = v[idx]
-            var d = coord.count - 1
-            while d >= 0 { coord[d] += 1; if coord[d] < p.shape[d] { break }; coord[d] = 0; d -= 1 }
+            Broadcast.advance(&coord, in: p.shape)
         }
         return [Tensor(shape: p.shape, values: out, elementType: t.elementType)]
     }

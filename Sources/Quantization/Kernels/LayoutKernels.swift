@@ -152,7 +152,6 @@ enum LayoutKernels {
         } else if mode != "constant" && mode != "edge" {
             throw l.fail(.unsupportedAttribute, "Pad mode '\(mode)'")
         }
-        let dst = l.newSlot(node.outputs[0], shape: out, try l.descriptor(dims: out, .f32))
         // Source index along each dim for every output index (-1 = the constant value).
         let maps: [[Int]] = (0..<r).map { d in
             (0..<out[d]).map { o in
@@ -165,25 +164,8 @@ enum LayoutKernels {
                 }
             }
         }
-        let srcStrides = Broadcast.strides(shape)
-        let total = out.reduce(1, *)
-        let index: [Int] = {
-            var idx = [Int](repeating: 0, count: total)
-            var coord = [Int](repeating: 0, count: r)
-            for i in 0..<total {
-                var k = 0
-                for d in 0..<r { let m = maps[d][coord[d]]; if m < 0 { k = -1; break }; k += m * srcStrides[d] }
-                idx[i] = k
-                var d = r - 1
-                while d >= 0 { coord[d] += 1; if coord[d] < out[d] { break }; coord[d] = 0; d -= 1 }
-            }
-            return idx
-        }()
-        l.emitCustom("\(l.where_()) pad \(mode)", slots: [s, dst]) { m in
-            let x = m[0].dataPointer.assumingMemoryBound(to: Float.self)
-            let y = m[1].dataPointer.assumingMemoryBound(to: Float.self)
-            for i in 0..<total { let k = index[i]; y[i] = k < 0 ? value : x[k] }
-        }
+        let dst = try l.emitIndexCopy("pad \(mode)", from: s, to: node.outputs[0], shape: out,
+                                      index: Broadcast.indices(of: shape, in: out, maps: maps), fill: value)
         l.note("Swift kernel (pad \(mode))")
         l.define(node.outputs[0], .slot(dst))
     }
@@ -203,14 +185,33 @@ enum LayoutKernels {
         do {
             mapped = try ConstantEvaluation.evaluators[name]!(node, [ids] + others, 0)[0]
         } catch let e as GraphError { throw e } catch { throw l.fail(.runtime, "\(error)") }
-        let index = mapped.intValues()
-        let dst = l.newSlot(node.outputs[0], shape: mapped.shape, try l.descriptor(dims: mapped.shape, .f32))
-        l.emitCustom("\(l.where_()) \(name)", slots: [s, dst]) { m in
-            let x = m[0].dataPointer.assumingMemoryBound(to: Float.self)
-            let y = m[1].dataPointer.assumingMemoryBound(to: Float.self)
-            for i in 0..<index.count { y[i] = x[index[i]] }
-        }
+        let dst = try l.emitIndexCopy(name, from: s, to: node.outputs[0], shape: mapped.shape, index: mapped.intValues())
         l.note("Swift kernel (\(name))")
         l.define(node.outputs[0], .slot(dst))
+    }
+}
+
+extension Lowering {
+    /// A new plain slot of `shape` (the source's element type) where element i copies source
+    /// element `index[i]` (a plain slot), or `fill` where the index is -1: the Swift kernel of
+    /// Pad, nearest Resize, Tile, Expand and Gather, whose index maps are computed at plan time.
+    func emitIndexCopy(_ what: String, from src: Int, to name: String, shape: [Int], index: [Int],
+                       fill: Float = 0) throws(GraphError) -> Int {
+        let dataType = descriptor(src).dataType
+        let dst = newSlot(name, shape: shape, try descriptor(dims: shape, dataType))
+        let wide = dataType.size == 4
+        let fillBits = wide ? fill.bitPattern : UInt32(UInt8(truncatingIfNeeded: Int(fill)))
+        emitCustom("\(where_()) \(what)", slots: [src, dst]) { m in
+            if wide {
+                let x = m[0].dataPointer.assumingMemoryBound(to: UInt32.self)
+                let y = m[1].dataPointer.assumingMemoryBound(to: UInt32.self)
+                for i in 0..<index.count { let k = index[i]; y[i] = k < 0 ? fillBits : x[k] }
+            } else {
+                let x = m[0].dataPointer.assumingMemoryBound(to: UInt8.self)
+                let y = m[1].dataPointer.assumingMemoryBound(to: UInt8.self)
+                for i in 0..<index.count { let k = index[i]; y[i] = k < 0 ? UInt8(fillBits) : x[k] }
+            }
+        }
+        return dst
     }
 }

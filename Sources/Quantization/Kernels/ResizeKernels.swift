@@ -73,31 +73,8 @@ enum ResizeKernels {
             return min(max(Int(r), 0), shape[d] - 1)
         }
         let maps = (0..<shape.count).map { d in (0..<out[d]).map { source($0, d) } }
-        let p = try l.plain(s)
-        let strides = Broadcast.strides(shape)
-        let total = out.reduce(1, *)
-        var index = [Int](repeating: 0, count: total)
-        var coord = [Int](repeating: 0, count: out.count)
-        for i in 0..<total {
-            var k = 0
-            for d in 0..<out.count { k += maps[d][coord[d]] * strides[d] }
-            index[i] = k
-            var d = out.count - 1
-            while d >= 0 { coord[d] += 1; if coord[d] < out[d] { break }; coord[d] = 0; d -= 1 }
-        }
-        let dataType = l.descriptor(p).dataType
-        let dst = l.newSlot(node.outputs[0], shape: out, try l.descriptor(dims: out, dataType))
-        let size = dataType.size
-        l.emitCustom("\(l.where_()) resize", slots: [p, dst]) { m in
-            let x = m[0].dataPointer, y = m[1].dataPointer
-            if size == 4 {
-                let xf = x.assumingMemoryBound(to: Float.self), yf = y.assumingMemoryBound(to: Float.self)
-                for i in 0..<total { yf[i] = xf[index[i]] }
-            } else {
-                let xb = x.assumingMemoryBound(to: UInt8.self), yb = y.assumingMemoryBound(to: UInt8.self)
-                for i in 0..<total { yb[i] = xb[index[i]] }
-            }
-        }
+        let dst = try l.emitIndexCopy("resize", from: try l.plain(s), to: node.outputs[0], shape: out,
+                                      index: Broadcast.indices(of: shape, in: out, maps: maps))
         l.note("Swift kernel (nearest resize, \(ctm)/\(nearestMode))")
         l.define(node.outputs[0], .slot(dst))
     }
