@@ -167,11 +167,17 @@ extension Lowering {
         if s != outShape && !(s.reduce(1, *) == elementCount && outShape.count != s.count) { throw ResidualShapeMismatch() }
     }
 
+    /// Whether a sum post-op may write into residual slot `r`: the chain allows it (nothing
+    /// else reads the residual) and `r` is a buffer of its own (no view, constant or input).
+    func canSumInPlace(into r: Int, _ chain: PostOpChain) -> Bool {
+        chain.sumInPlace && slots[r].aliasOf == nil && !slots[r].persistent && !isGraphInput(r)
+    }
+
     /// The destination of a primitive with a sum post-op: the residual's own buffer when the
     /// chain allows it in place and the layouts agree, else a copy of the residual.
     func sumDestination(residual r: Int, chain: PostOpChain, name: String, shape: [Int],
                         _ descriptor: MemoryDescriptor) throws(GraphError) -> Int {
-        let owned = chain.sumInPlace && slots[r].aliasOf == nil && !slots[r].persistent && !isGraphInput(r)
+        let owned = canSumInPlace(into: r, chain)
         if owned && slots[r].descriptor == descriptor {
             return alias(of: r, name: name, shape: shape, descriptor)
         }

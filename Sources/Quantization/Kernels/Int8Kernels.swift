@@ -106,7 +106,7 @@ enum Int8Kernels {
             return dst
         }
         let zView = try l.wrap { () throws(DNNLError) in try md.with(dataType: zq.dataType) }
-        let owned = chain.sumInPlace && l.slots[r].aliasOf == nil && !l.slots[r].persistent && !l.isGraphInput(r)
+        let owned = l.canSumInPlace(into: r, chain)
         if owned && l.descriptor(r) == zView {
             return l.alias(of: r, name: name, shape: shape, md)
         }
