@@ -18,16 +18,23 @@ enum NormalizationKernels {
         let axis = try ConstantEvaluation.axis(node.int("axis") ?? (opset13 ? -1 : 1), rank: shape.count, node)
         // Before opset 13 the input is coerced to 2-D at `axis`; from 13 softmax runs along `axis`.
         let dims = opset13 ? shape : [shape[..<axis].reduce(1, *), shape[axis...].reduce(1, *)]
-        let md = try l.descriptor(dims: dims, .f32)
-        let v = l.alias(of: s, name: node.inputs[0] + ".2d", shape: dims, md)
+        let (md, v, dst, dstView) = try views(node, l, src: s, shape: shape, dims: dims)
         let pd = try l.wrap { () throws(DNNLError) in
             try PrimitiveDescriptor.softmax(src: md, dst: md, axis: opset13 ? axis : 1, log: log, engine: l.engine)
         }
-        let dst = l.newSlot(node.outputs[0], shape: shape, try l.descriptor(dims: shape, .f32))
-        let dstView = l.alias(of: dst, name: node.outputs[0] + ".2d", shape: dims, md)
         try l.emit(pd, [(.src, v), (.dst, dstView)], label: "\(l.where_()) softmax")
         l.note("\(pd.implementation) softmax")
         l.define(node.outputs[0], .slot(dst))
+    }
+
+    /// A plain f32 slot `src` of `shape` and a new output slot of the same shape, both also
+    /// seen with `dims` (same elements, e.g. `[outer, inner]`) for a primitive on that view.
+    static func views(_ node: Node, _ l: Lowering, src: Int, shape: [Int], dims: [Int]) throws(GraphError)
+        -> (descriptor: MemoryDescriptor, src: Int, dst: Int, dstView: Int) {
+        let md = try l.descriptor(dims: dims, .f32)
+        let v = l.alias(of: src, name: node.inputs[0] + ".view", shape: dims, md)
+        let dst = l.newSlot(node.outputs[0], shape: shape, try l.descriptor(dims: shape, .f32))
+        return (md, v, dst, l.alias(of: dst, name: node.outputs[0] + ".view", shape: dims, md))
     }
 
     static func batchNorm(_ node: Node, _ l: Lowering) throws {
@@ -66,14 +73,11 @@ enum NormalizationKernels {
         guard scale != nil || node.input(1) == nil, bias != nil || node.input(2) == nil else {
             throw l.fail(.unsupportedAttribute, "scale and bias must be constant")
         }
-        let md = try l.descriptor(dims: [outer, inner], .f32)
+        let (md, v, dst, dstView) = try views(node, l, src: s, shape: shape, dims: [outer, inner])
         let pd = try l.wrap { () throws(DNNLError) in
             try PrimitiveDescriptor.layerNormalization(data: md, epsilon: node.float("epsilon") ?? 1e-5,
                                                        useScale: scale != nil, useShift: bias != nil, engine: l.engine)
         }
-        let v = l.alias(of: s, name: node.inputs[0] + ".2d", shape: [outer, inner], md)
-        let dst = l.newSlot(node.outputs[0], shape: shape, try l.descriptor(dims: shape, .f32))
-        let dstView = l.alias(of: dst, name: node.outputs[0] + ".2d", shape: [outer, inner], md)
         var args: [(ExecArg, Int)] = [(.src, v), (.dst, dstView)]
         // Scale and bias cover the normalized dims; a single value is broadcast.
         func perElement(_ t: Tensor, _ name: String) throws(GraphError) -> Tensor {
