@@ -14,7 +14,7 @@ public struct PostTrainingQuantizer: Sendable {
     public struct Options: Sendable {
         /// How activation ranges are chosen (`.entropy`, `.percentile(99.99)`, `.minMax`, ...).
         public var calibration: CalibrationMethod
-        /// Per-output-channel (default) or per-tensor s8 weight scales.
+        /// Per-output-channel (default) or per-tensor s8 weight scales (symmetric, zero point 0).
         public var weights: WeightGranularity
         /// Node names and op types kept in FP32.
         public var excludeNodes: Set<String>
@@ -168,11 +168,8 @@ public struct PostTrainingQuantizer: Sendable {
                         samples: [[String: Tensor]]) throws -> (tensors: [String: Double], outputs: [String: Double]) {
         let outputs = fp32.graph.outputs.map(\.name)
         var g32 = fp32.graph, g8 = quantized.graph
-        let names8 = Set(g8.nodes.flatMap(\.outputs))
-        let pairs = tensors.compactMap { t -> (String, String)? in
-            let dq = t + "_dequantized"
-            return names8.contains(dq) ? (t, dq) : nil
-        }
+        let dequantized = g8.dequantizedValues()
+        let pairs = tensors.compactMap { t in dequantized[t].map { (t, $0) } }
         let existing32 = Set(g32.outputs.map(\.name))
         g32.outputs += pairs.map(\.0).filter { !existing32.contains($0) }.map { ValueInfo(name: $0, elementType: .f32, shape: nil) }
         g8.outputs += pairs.map { ValueInfo(name: $0.1, elementType: .f32, shape: nil) }
@@ -220,6 +217,8 @@ public struct PostTrainingQuantizer: Sendable {
         var graph: Graph
         var analysis: Graph
         var model: Model
+        /// The passes run so far (dump numbering continues from them).
+        var manager: PassManager
 
         func shapes(_ sample: [String: Tensor]) throws -> [String: [Int]] {
             let session = try InferenceSession(model: Model(graph: graph, opsetVersion: model.opsetVersion, source: model.source),
@@ -236,16 +235,12 @@ public struct PostTrainingQuantizer: Sendable {
         if let q = model.graph.nodes.first(where: { ["QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"].contains($0.opType) }) {
             throw QuantizationError("\(model.source) is already quantized (node \(q.label)); give the FP32 model")
         }
+        var manager = PassManager(dumpDirectory: options.dumpDirectory)
         var g = model.graph
-        dump(g, 0, "input")
-        _ = try ConstantFolding(opset: model.opsetVersion).apply(&g)
-        dump(g, 1, "constant-folding")
-        _ = try ConvScaleShiftFolding().apply(&g)
-        dump(g, 2, "conv-scale-shift-folding")
+        try manager.run(Pipelines.ptqPrepare(opset: model.opsetVersion), on: &g)
         var analysis = g
-        _ = try ActivationPatternFusion().apply(&analysis)
-        dump(analysis, 3, "activation-pattern-fusion (placement view)")
-        return Prepared(graph: g, analysis: analysis, model: model)
+        try manager.run(Pipelines.ptqAnalysis, on: &analysis)
+        return Prepared(graph: g, analysis: analysis, model: model, manager: manager)
     }
 
     func quantize(_ model: Model, prepared: Prepared, placement: QuantizationPlacement, table: CalibrationTable,
@@ -263,16 +258,13 @@ public struct PostTrainingQuantizer: Sendable {
             for m in members { params[m] = p }
         }
         var g = prepared.graph
-        var reports: [PassReport] = []
-        reports.append(try OpsetUpgrade(from: model.opsetVersion, shapes: shapes).apply(&g))
-        dump(g, 4, "opset-upgrade")
-        reports.append(try QDQInsertion(placement: placement, params: params).apply(&g))
-        dump(g, 5, "qdq-insertion")
+        var manager = prepared.manager
+        let reports = try manager.run(Pipelines.qdqWrite(placement: placement, params: params, opset: model.opsetVersion,
+                                                         shapes: shapes, perChannelWeights: options.weights == .perChannel), on: &g)
         if options.dumpDirectory != nil {
             // What the INT8 engine makes of it.
             var engine = g
-            for pass in FP32Passes.all(opset: max(13, model.opsetVersion)) { _ = try pass.apply(&engine) }
-            dump(engine, 6, "engine (qdq-fusion and fp32 fusions)")
+            try manager.run(Pipelines.engine(opset: max(13, model.opsetVersion)), on: &engine)
         }
         var imports = model.opsetImports
         let opset = max(13, model.opsetVersion)
@@ -283,19 +275,6 @@ public struct PostTrainingQuantizer: Sendable {
         let report = QuantizationReport(method: options.calibration, placement: placement, params: params,
                                         passes: reports, warnings: warnings, sampleCount: table.sampleCount)
         return Result(model: q, table: table, report: report)
-    }
-
-    /// Writes `graph` as `NN-name.dot` into the dump directory, if any (best effort: a dump that
-    /// cannot be written is skipped with a warning on standard error).
-    func dump(_ graph: Graph, _ index: Int, _ name: String) {
-        guard let dir = options.dumpDirectory else { return }
-        let file = String(format: "%02d-", index) + name.split(separator: " ")[0] + ".dot"
-        do {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            try graph.dot(title: name).write(to: dir.appendingPathComponent(file), atomically: true, encoding: .utf8)
-        } catch {
-            FileHandle.standardError.write("warning: --dump-each-pass: cannot write \(file): \(error.localizedDescription)\n".data(using: .utf8)!)
-        }
     }
 
     /// Parameters covering `[min, max]`, zero point 0 where possible (oneDNN's fast path,

@@ -121,8 +121,6 @@ extension ValueInfo {
 
 /// Everything `inspect` prints, gathered first so the text and JSON forms say the same.
 struct InspectReport {
-    enum Precision: String, CaseIterable { case fp32, int8, swift }
-
     struct NodeEntry {
         var node: String
         var notes: [String]
@@ -173,29 +171,21 @@ struct InspectReport {
         optimizedNodeCount = session.graph.nodes.count
     }
 
-    /// Precision of one note: INT8 when it names an 8-bit type, a Swift kernel when it says so,
-    /// else FP32 (a oneDNN primitive or reorder on f32).
-    static func precision(ofNote note: String) -> Precision {
-        let words = note.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "_") }).map(String.init)
-        if words.contains(where: { ["u8", "s8", "int8", "u8s8", "s8s8"].contains($0) }) { return .int8 }
-        if note.hasPrefix("Swift") || note.contains("Swift kernel") || note.contains("Swift broadcast") { return .swift }
-        return .fp32
-    }
-
-    mutating func addPlan(session: InferenceSession, notes: [(node: String, note: String)], bytes: Int) {
+    mutating func addPlan(session: InferenceSession, notes: [NodeExecution], bytes: Int) {
         planBytes = bytes
         var order: [String] = []
-        var byNode: [String: [String]] = [:]
-        for (node, note) in notes {
-            if byNode[node] == nil { order.append(node) }
-            byNode[node, default: []].append(note)
+        var byNode: [String: [NodeExecution]] = [:]
+        for n in notes {
+            if byNode[n.node] == nil { order.append(n.node) }
+            byNode[n.node, default: []].append(n)
         }
         let reason = hasQDQ || session.precision != "fp32" ? "not quantized (reasons come with the quantizer)" : "FP32 model"
         nodes = order.map { node in
-            let kinds = byNode[node]!.map(Self.precision(ofNote:))
+            let steps = byNode[node]!
+            let kinds = steps.map(\.precision)
             // A node is INT8 when any of its steps is, FP32 when any runs in oneDNN on f32.
             let p: Precision = kinds.contains(.int8) ? .int8 : kinds.contains(.fp32) ? .fp32 : .swift
-            return NodeEntry(node: node, notes: byNode[node]!, precision: p, fp32Reason: p == .int8 ? nil : reason)
+            return NodeEntry(node: node, notes: steps.map(\.detail), precision: p, fp32Reason: p == .int8 ? nil : reason)
         }
         foldedNodes = max(0, session.graph.nodes.count - order.count)
     }

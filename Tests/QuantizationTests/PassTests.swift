@@ -5,6 +5,19 @@ import XCTest
 
 // MARK: - helpers shared by PassTests and QuantizerTests
 
+extension Node {
+    /// The fused node's post-ops by oneDNN algorithm name (`"sum"` for the sum), from its
+    /// typed payload.
+    var postOpNames: [String] {
+        postOps.ops.map { if case .eltwise(let a) = $0 { "\(a.algorithm)" } else { "sum" } }
+    }
+    /// alpha, beta of each post-op (1, 0 for the sum).
+    var postOpParams: [Float] {
+        postOps.ops.flatMap { op -> [Float] in if case .eltwise(let a) = op { [a.alpha, a.beta] } else { [1, 0] } }
+    }
+    var int8: Int8Operands? { fused?.int8 }
+}
+
 /// Small graph-building and running helpers for the graph pass tests.
 enum PassKit {
     static func f32(_ name: String, _ shape: [Int]) -> ValueInfo {
@@ -520,9 +533,9 @@ final class PassTests: XCTestCase {
         XCTAssertEqual(f.name, "c")
         XCTAssertEqual(f.inputs, ["x", "W", "B"])
         XCTAssertEqual(f.outputs, ["y"])
-        XCTAssertEqual(f.strings("post_ops"), ["linear", "relu"])
-        XCTAssertEqual(f.floats("post_op_params"), [1.5, -0.5, 0, 0])
-        XCTAssertEqual(f.int("sum_inplace"), 0)
+        XCTAssertEqual(f.postOpNames, ["linear", "relu"])
+        XCTAssertEqual(f.postOpParams, [1.5, -0.5, 0, 0])
+        XCTAssertEqual(f.postOps.sumInPlace, false)
         XCTAssertEqual(f.ints("pads"), [1, 1, 1, 1], "the anchor's attributes are kept")
         XCTAssertEqual(g.nodes[1], before.nodes[4])
         try assertSameOutputs(before, g, ["x": K.random([1, 3, 6, 6], seed: 72)], rtol: 1e-5, atol: 1e-5)
@@ -541,7 +554,7 @@ final class PassTests: XCTestCase {
         XCTAssertEqual(report.applied, ["Conv 'c'+linear+relu (2 nodes)"])
         XCTAssertEqual(K.opTypes(g), ["FusedConv", "Add"])
         XCTAssertEqual(g.nodes[0].outputs, ["t2"])
-        XCTAssertEqual(g.nodes[0].strings("post_ops"), ["linear", "relu"])
+        XCTAssertEqual(g.nodes[0].postOpNames, ["linear", "relu"])
         XCTAssertEqual(g.nodes[1], before.nodes[3])
         try assertSameOutputs(before, g, ["x": K.random([1, 3, 6, 6], seed: 73)], rtol: 1e-5, atol: 1e-5)
 
@@ -554,7 +567,7 @@ final class PassTests: XCTestCase {
         let before2 = g2
         _ = try PostOpFusion().apply(&g2)
         XCTAssertEqual(K.opTypes(g2), ["FusedConv", "LeakyRelu"])
-        XCTAssertEqual(g2.nodes[0].strings("post_ops"), ["relu"])
+        XCTAssertEqual(g2.nodes[0].postOpNames, ["relu"])
         try assertSameOutputs(before2, g2, ["x": K.random([1, 3, 6, 6], seed: 74)], rtol: 1e-5, atol: 1e-5)
 
         var g3 = convGraph([
@@ -564,8 +577,8 @@ final class PassTests: XCTestCase {
         let before3 = g3
         _ = try PostOpFusion().apply(&g3)
         XCTAssertEqual(K.opTypes(g3), ["FusedConv", "HardSigmoid"])
-        XCTAssertEqual(g3.nodes[0].strings("post_ops"), ["clip"])
-        XCTAssertEqual(g3.nodes[0].floats("post_op_params"), [0, 6])
+        XCTAssertEqual(g3.nodes[0].postOpNames, ["clip"])
+        XCTAssertEqual(g3.nodes[0].postOpParams, [0, 6])
         try assertSameOutputs(before3, g3, ["x": K.random([1, 3, 6, 6], seed: 75, in: -3...3)], rtol: 1e-5, atol: 1e-5)
     }
 
@@ -578,8 +591,8 @@ final class PassTests: XCTestCase {
         let before = g
         _ = try PostOpFusion().apply(&g)
         XCTAssertEqual(K.opTypes(g), ["FusedConv"])
-        XCTAssertEqual(g.nodes[0].strings("post_ops"), ["linear", "clip"])
-        let p = try XCTUnwrap(g.nodes[0].floats("post_op_params"))
+        XCTAssertEqual(g.nodes[0].postOpNames, ["linear", "clip"])
+        let p = g.nodes[0].postOpParams
         XCTAssertEqual(p[0], 0.4, accuracy: 1e-6)
         XCTAssertEqual(p[1], 0.5, accuracy: 1e-6)
         XCTAssertEqual(Array(p[2...]), [0, 1])
@@ -602,8 +615,8 @@ final class PassTests: XCTestCase {
             let f = g.nodes[1]
             XCTAssertEqual(f.inputs, ["x", "W", "B", "zz"])
             XCTAssertEqual(f.outputs, ["y"])
-            XCTAssertEqual(f.strings("post_ops"), ["sum", "relu"])
-            XCTAssertEqual(f.int("sum_inplace"), zIsOutput ? 0 : 1)
+            XCTAssertEqual(f.postOpNames, ["sum", "relu"])
+            XCTAssertEqual(f.postOps.sumInPlace, !zIsOutput)
             try assertSameOutputs(before, g, ["x": K.random([1, 3, 6, 6], seed: 77), "u": K.random([1, 4, 6, 6], seed: 78, in: -2...2)],
                                   rtol: 1e-5, atol: 1e-5)
         }
@@ -623,7 +636,7 @@ final class PassTests: XCTestCase {
         XCTAssertEqual(g.nodes.count, 1)
         XCTAssertEqual(g.nodes[0].opType, "FusedMatMul")
         XCTAssertEqual(g.nodes[0].inputs, ["a", "B", "bias"])
-        XCTAssertEqual(g.nodes[0].strings("post_ops"), ["relu"])
+        XCTAssertEqual(g.nodes[0].postOpNames, ["relu"])
         try assertSameOutputs(before, g, ["a": K.random([2, 3, 5], seed: 82)], rtol: 1e-5, atol: 1e-5)
 
         // A bias Add after the activation is not the primitive's bias: the chain stops there.
@@ -650,7 +663,7 @@ final class PassTests: XCTestCase {
         _ = try PostOpFusion().apply(&g)
         XCTAssertEqual(K.opTypes(g), ["FusedGemm"])
         XCTAssertEqual(g.nodes[0].int("transB"), 1)
-        XCTAssertEqual(g.nodes[0].strings("post_ops"), ["logistic"])
+        XCTAssertEqual(g.nodes[0].postOpNames, ["logistic"])
         try assertSameOutputs(before, g, ["a": K.random([3, 6], seed: 86, in: -2...2)], rtol: 1e-5, atol: 1e-6)
     }
 
@@ -804,12 +817,12 @@ final class QDQFusionTests: XCTestCase {
         XCTAssertEqual(n.name, "conv")
         XCTAssertEqual(n.inputs, ["x_q", "w.q", "conv.bias"])
         XCTAssertEqual(n.outputs, ["y_q"])
-        XCTAssertEqual(n.floats("w_scales"), sw)
-        XCTAssertEqual(n.float("x_scale"), sx)
-        XCTAssertEqual(n.string("x_type"), "u8")
-        XCTAssertEqual(n.float("y_scale"), sy)
-        XCTAssertEqual(n.string("y_type"), "u8")
-        XCTAssertEqual(n.strings("post_ops"), ["relu"])
+        XCTAssertEqual(n.int8?.weights?.scales, sw)
+        XCTAssertEqual(n.int8?.src.scale, sx)
+        XCTAssertEqual(n.int8?.src.type, .u8)
+        XCTAssertEqual(n.int8?.dst?.scale, sy)
+        XCTAssertEqual(n.int8?.dst?.type, .u8)
+        XCTAssertEqual(n.postOpNames, ["relu"])
         XCTAssertEqual(n.ints("pads"), [1, 1, 1, 1])
         XCTAssertEqual(fused.initializers["w.q"], K.s8(ws, wq))
         XCTAssertEqual(fused.initializers["conv.bias"]?.floatValues(), (0..<4).map { Float(bq[$0]) * sx * sw[$0] })
@@ -859,9 +872,9 @@ final class QDQFusionTests: XCTestCase {
         XCTAssertEqual(K.opTypes(fused), ["QMatMul"])
         let node = fused.nodes[0]
         XCTAssertEqual(node.inputs, ["x_q", "w.q", "mm.bias"])
-        XCTAssertEqual(node.int("x_zero_point"), zx)
-        XCTAssertEqual(node.floats("w_scales"), sw)
-        XCTAssertEqual(node.string("y_type"), "s8")
+        XCTAssertEqual(node.int8?.src.zeroPoint, zx)
+        XCTAssertEqual(node.int8?.weights?.scales, sw)
+        XCTAssertEqual(node.int8?.dst?.type, .s8)
         XCTAssertEqual(fused.initializers["mm.bias"]?.floatValues(), bias)
 
         let (sg, out) = try runFused(g, ["x_q": K.u8([2, 3, k], xq)])
@@ -906,9 +919,9 @@ final class QDQFusionTests: XCTestCase {
         XCTAssertEqual(K.opTypes(fused), ["QConv"])
         let n = fused.nodes[0]
         XCTAssertEqual(n.inputs, ["x_q", "w.q", "conv.bias", "z_q"])
-        XCTAssertEqual(n.strings("post_ops"), ["sum", "relu"])
-        XCTAssertEqual(n.float("z_scale"), sz)
-        XCTAssertEqual(n.string("z_type"), "s8")
+        XCTAssertEqual(n.postOpNames, ["sum", "relu"])
+        XCTAssertEqual(n.int8?.residual?.scale, sz)
+        XCTAssertEqual(n.int8?.residual?.type, .s8)
 
         let (sg, out) = try runFused(g, ["x_q": K.u8(xs, xq), "z_q": K.s8(ys, zq)])
         XCTAssertEqual(K.opTypes(sg), ["QConv"])
@@ -948,7 +961,7 @@ final class QDQFusionTests: XCTestCase {
         let n = try XCTUnwrap(K.node(fused, "conv"))
         XCTAssertEqual(n.inputs[0], "x_q")
         XCTAssertEqual(n.inputs.count > 3 ? n.inputs[3] : nil, "x_q")
-        XCTAssertEqual(n.int("sum_inplace"), 0, "x_q is the convolution's source too: an in-place sum overwrites it while it is read")
+        XCTAssertEqual(n.postOps.sumInPlace, false, "x_q is the convolution's source too: an in-place sum overwrites it while it is read")
 
         let x = Tensor(shape: xs, scalars: xq.map { Float($0) * sx })  // exact multiples of sx
         let (_, out) = try runFused(g, ["x": x])
@@ -957,7 +970,7 @@ final class QDQFusionTests: XCTestCase {
         // The cause: the same fused graph with the sum made out of place is exact.
         var outOfPlace = fused
         for i in outOfPlace.nodes.indices where outOfPlace.nodes[i].opType == "QConv" {
-            outOfPlace.nodes[i].attributes["sum_inplace"] = .int(0)
+            outOfPlace.nodes[i].fused?.chain.sumInPlace = false
         }
         let y2 = try XCTUnwrap(K.run(outOfPlace, ["x": x])["y_q"]).intValues()
         assertQuantized(y2, real.map { $0 / Double(sy) }, range: 0...255, "conv(a) + a, sum out of place")
@@ -982,11 +995,9 @@ final class QDQFusionTests: XCTestCase {
             var fused = g
             let report = try QDQFusion().apply(&fused)
             XCTAssertEqual(report.applied, ["\(op) 'op' -> Q\(op)"])
-            XCTAssertEqual(fused.nodes, [Node(name: "op", opType: "Q" + op, domain: "dnnl", inputs: ["a_q", "b_q"], outputs: ["y_q"], attributes: [
-                "x_scale": .float(sa), "x_zero_point": .int(0), "x_type": .string("s8"),
-                "b_scale": .float(sb), "b_zero_point": .int(0), "b_type": .string("s8"),
-                "y_scale": .float(sy), "y_zero_point": .int(0), "y_type": .string("s8"),
-            ])])
+            XCTAssertEqual(fused.nodes, [Node(name: "op", fusedOp: "Q" + op, inputs: ["a_q", "b_q"], outputs: ["y_q"], fused: FusedNode(
+                int8: Int8Operands(src: QuantParams(scale: sa, zeroPoint: 0, type: .s8), src1: QuantParams(scale: sb, zeroPoint: 0, type: .s8),
+                                   dst: QuantParams(scale: sy, zeroPoint: 0, type: .s8))))])
             let exact = (0..<24).map { f(Double(sa) * Double(a[$0]), Double(sb) * Double(b[$0])) / Double(sy) }
             let (sg, out) = try runFused(g, ["a_q": K.s8(shape, a), "b_q": K.s8(shape, b)])
             XCTAssertEqual(K.opTypes(sg), ["Q" + op])

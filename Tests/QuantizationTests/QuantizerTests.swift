@@ -243,9 +243,9 @@ final class QuantizerTests: XCTestCase {
         XCTAssertEqual(K.count(s8.graph, "QMatMul"), 1)
         XCTAssertEqual(K.count(s8.graph, "DequantizeLinear"), 0)
         XCTAssertEqual(K.count(s8.graph, "QuantizeLinear"), 1)
-        XCTAssertEqual(K.node(s8.graph, "c2")?.strings("post_ops"), ["sum", "relu"])
-        XCTAssertEqual(K.node(s8.graph, "c2")?.string("z_type"), "s8")
-        XCTAssertEqual(K.node(s8.graph, "c2")?.string("y_type"), "u8")
+        XCTAssertEqual(K.node(s8.graph, "c2")?.postOpNames, ["sum", "relu"])
+        XCTAssertEqual(K.node(s8.graph, "c2")?.int8?.residual?.type, .s8)
+        XCTAssertEqual(K.node(s8.graph, "c2")?.int8?.dst?.type, .u8)
 
         // Accuracy: within `stepBound` (4 with VNNI; measured 3.2) steps of the logits' own
         // quantization scale (s_logits = max|logits| / 127 over calibration) on every calibration
@@ -298,7 +298,7 @@ final class QuantizerTests: XCTestCase {
         XCTAssertEqual(K.node(s8.graph, "c2")?.inputs[0], K.node(s8.graph, "c2")?.inputs[3])
         var outOfPlace = s8.graph
         for i in outOfPlace.nodes.indices where outOfPlace.nodes[i].opType == "QConv" {
-            outOfPlace.nodes[i].attributes["sum_inplace"] = .int(0)
+            outOfPlace.nodes[i].fused?.chain.sumInPlace = false
         }
         var worst2: Float = 0
         for sample in samples {

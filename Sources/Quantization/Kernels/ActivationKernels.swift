@@ -32,7 +32,7 @@ enum ActivationKernels {
             }
             try l.emit(pd, [(.src, i == 0 ? src : dst), (.dst, dst)], label: "\(l.where_()) eltwise \(a.algorithm)")
         }
-        l.note("eltwise \(acts.map { "\($0.algorithm)" }.joined(separator: "+")) (\(md.dataType))")
+        l.note("eltwise \(acts.map { "\($0.algorithm)" }.joined(separator: "+")) (\(md.dataType))", Precision(md.dataType))
         return dst
     }
 
@@ -45,7 +45,7 @@ enum ActivationKernels {
             let y = m[1].dataPointer.assumingMemoryBound(to: Float.self)
             for i in 0..<n { y[i] = Foundation.erf(x[i]) }
         }
-        l.note("Swift kernel (f32)")
+        l.note("Swift kernel (f32)", .swift)
         l.define(node.outputs[0], .slot(dst))
     }
 }

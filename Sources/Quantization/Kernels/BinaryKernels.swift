@@ -21,29 +21,13 @@ enum BinaryKernels {
         }
     }
 
-    /// The eltwise equivalent of `x op c` (or `c op x` when `constantFirst`) for a scalar c.
-    static func scalarForm(_ op: String, _ c: Float, constantFirst: Bool) -> Activation? {
-        switch (op, constantFirst) {
-        case ("Add", _): Activation(algorithm: .linear, alpha: 1, beta: c)
-        case ("Mul", _): Activation(algorithm: .linear, alpha: c, beta: 0)
-        case ("Sub", false): Activation(algorithm: .linear, alpha: 1, beta: -c)
-        case ("Sub", true): Activation(algorithm: .linear, alpha: -1, beta: c)
-        case ("Div", false) where c != 0: Activation(algorithm: .linear, alpha: 1 / c, beta: 0)
-        case ("Div", true): Activation(algorithm: .pow, alpha: c, beta: -1)
-        case ("Pow", false): c == 2 ? Activation(algorithm: .square) : Activation(algorithm: .pow, alpha: 1, beta: c)
-        case ("Max", _): Activation(algorithm: .clip, alpha: c, beta: Float.greatestFiniteMagnitude)
-        case ("Min", _): Activation(algorithm: .clip, alpha: -Float.greatestFiniteMagnitude, beta: c)
-        default: nil
-        }
-    }
-
     static func binary(_ node: Node, _ l: Lowering) throws {
         let a = node.inputs[0], b = node.inputs[1]
         // Scalar constant operand: one eltwise primitive.
         for (constant, other, first) in [(b, a, false), (a, b, true)] {
             if let t = l.constant(constant), t.count == 1, !l.isConstant(other),
                try l.shape(other).count >= t.shape.count,
-               let act = scalarForm(node.opType, t.floatValues()[0], constantFirst: first) {
+               let act = Activation.scalarForm(node.opType, t.floatValues()[0], constantFirst: first) {
                 let out = try ActivationKernels.apply([act], to: try l.slot(other), name: node.outputs[0], l)
                 l.define(node.outputs[0], .slot(out))
                 return
@@ -127,13 +111,13 @@ enum BinaryKernels {
             if let c = constant1 { s1 = try l.weightsSlot(src1, c.floatValues(), plainDims: dims1, into: pdPlain.src(1)) }
             let plainDst = l.newSlot(node.outputs[0], shape: out, l.descriptor(p0))
             try l.emit(pdPlain, [(.src, p0), (.src1, s1), (.dst, plainDst)], label: "\(l.where_()) binary \(alg)")
-            l.note("binary \(alg) (plain, \(md0.dataType))")
+            l.note("binary \(alg) (plain, \(md0.dataType))", Precision(md0.dataType))
             l.define(node.outputs[0], .slot(plainDst))
             return
         }
         if let c = constant1 { s1 = try l.weightsSlot(src1, c.floatValues(), plainDims: dims1, into: pd.src(1)) }
         try l.emit(pd, [(.src, s0), (.src1, s1), (.dst, dst)], label: "\(l.where_()) binary \(alg)")
-        l.note("\(pd.implementation) binary \(alg) (\(md0.dataType))")
+        l.note("\(pd.implementation) binary \(alg) (\(md0.dataType))", Precision(md0.dataType))
         l.define(node.outputs[0], .slot(dst))
     }
 
@@ -158,7 +142,7 @@ enum BinaryKernels {
             let z = m[2].dataPointer.assumingMemoryBound(to: Float.self)
             for i in 0..<ia.count { z[i] = op(x[ia[i]], y[ib[i]]) }
         }
-        l.note("Swift broadcast kernel (f32)")
+        l.note("Swift broadcast kernel (f32)", .swift)
         l.define(node.outputs[0], .slot(dst))
     }
 }

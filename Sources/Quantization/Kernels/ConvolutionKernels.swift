@@ -39,7 +39,7 @@ enum ConvolutionKernels {
     }
 
     static func convolution(_ node: Node, _ l: Lowering, transposed: Bool) throws {
-        let chain = PostOpChain(node)
+        let chain = node.postOps
         try l.lowerFused(node, chain: chain) { chain, out in
             try convolution(node, l, transposed: transposed, chain: chain, output: out)
         }

@@ -22,10 +22,9 @@ enum Int8Kernels {
                            z: QuantParams?, chain: PostOpChain) throws(DNNLError) -> PrimitiveAttributes {
         let attr = try PrimitiveAttributes()
         let toDst: Float = y.map { 1 / $0.scale } ?? 1
-        let eltwiseCount = chain.ops.filter { if case .eltwise = $0 { true } else { false } }.count
         let lastIsEltwise: Bool = { if case .eltwise? = chain.ops.last { true } else { false } }()
         // Fold 1/sy into the output scale when nothing non-linear follows.
-        let foldIntoScale = eltwiseCount == 0
+        let foldIntoScale = chain.eltwiseCount == 0
         try attr.setOutputScales(realScales.map { foldIntoScale ? $0 * toDst : $0 }, mask: realScales.count > 1 ? mask : 0)
         if x.zeroPoint != 0 { try attr.setZeroPoints([Int32(x.zeroPoint)], for: .src) }
         if let y, y.zeroPoint != 0 { try attr.setZeroPoints([Int32(y.zeroPoint)], for: .dst) }
@@ -52,6 +51,12 @@ enum Int8Kernels {
         return attr
     }
 
+    /// The int8 operand parameters the QDQ fusion pass attached to `node`.
+    static func operands(_ node: Node, _ l: Lowering) throws(GraphError) -> Int8Operands {
+        guard let q = node.fused?.int8 else { throw l.fail(.unsupportedAttribute, "\(node.opType) without int8 operand parameters") }
+        return q
+    }
+
     /// A persistent slot of s8 weights reordered into `descriptor` (which carries oneDNN's
     /// compensation for s8 sources).
     static func weightsSlot(_ l: Lowering, _ name: String, _ values: [Int8], plainDims: [Int],
@@ -69,10 +74,9 @@ enum Int8Kernels {
         guard let w = l.constant(node.input(1)), w.elementType == .s8 || w.elementType == .u8 else {
             throw l.fail(.unsupportedAttribute, "INT8 weights must be a constant s8 tensor")
         }
-        guard var scales = node.floats("w_scales"), scales.count == channels || scales.count == 1 else {
-            throw l.fail(.unsupportedAttribute, "w_scales must have 1 or \(channels) values")
+        guard var scales = try operands(node, l).weights?.perChannel(channels) else {
+            throw l.fail(.unsupportedAttribute, "INT8 weights need 1 or \(channels) scales")
         }
-        if scales.count == 1 { scales = [Float](repeating: scales[0], count: channels) }
         var q = w.intValues()
         let rule = Int8Rule()
         if rule.weightMax < 127 {
@@ -117,9 +121,9 @@ enum Int8Kernels {
     }
 
     static func qconv(_ node: Node, _ l: Lowering) throws {
-        guard let xq = QuantParams(node, "x") else { throw l.fail(.unsupportedAttribute, "QConv without x_scale") }
-        let yq = QuantParams(node, "y"), zq = QuantParams(node, "z")
-        let chain = PostOpChain(node)
+        let q = try operands(node, l)
+        let xq = q.src, yq = q.dst, zq = q.residual
+        let chain = node.postOps
         let xSlot = try l.slot(node.inputs[0])
         guard l.descriptor(xSlot).dataType == xq.dataType else {
             throw l.fail(.runtime, "input '\(node.inputs[0])' is \(l.descriptor(xSlot).dataType), expected \(xq.type)")
@@ -151,14 +155,14 @@ enum Int8Kernels {
         let dst = try destination(l, z: chain.hasSum ? node.input(3) : nil, zq: zq, chain: chain, name: node.outputs[0], shape: g.outShape, pd.dst)
         args.append((.dst, dst))
         try l.emit(pd, args, label: "\(l.where_()) int8 convolution")
-        l.note("\(pd.implementation) \(xq.type)->\(yq?.type.rawValue ?? "f32")\(chain.summary)")
+        l.note("\(pd.implementation) \(xq.type)->\(yq?.type.rawValue ?? "f32")\(chain.summary)", .int8)
         l.define(node.outputs[0], .slot(dst))
     }
 
     static func qmatmul(_ node: Node, _ l: Lowering) throws {
-        guard let aq = QuantParams(node, "x") else { throw l.fail(.unsupportedAttribute, "QMatMul without x_scale") }
-        let yq = QuantParams(node, "y"), zq = QuantParams(node, "z")
-        let chain = PostOpChain(node)
+        let q = try operands(node, l)
+        let aq = q.src, yq = q.dst, zq = q.residual
+        let chain = node.postOps
         var aSlot = try l.plain(try l.slot(node.inputs[0]))
         guard l.descriptor(aSlot).dataType == aq.dataType else {
             throw l.fail(.runtime, "input '\(node.inputs[0])' is \(l.descriptor(aSlot).dataType), expected \(aq.type)")
@@ -203,7 +207,7 @@ enum Int8Kernels {
         let dst2 = try destination(l, z: chain.hasSum ? node.input(3) : nil, zq: zq, chain: chain, name: node.outputs[0] + ".2d", shape: [rows, n], pd.dst)
         args.append((.dst, dst2))
         try l.emit(pd, args, label: "\(l.where_()) int8 matmul")
-        l.note("\(pd.implementation) \(a.type)->\(yq?.type.rawValue ?? "f32")\(chain.summary)")
+        l.note("\(pd.implementation) \(a.type)->\(yq?.type.rawValue ?? "f32")\(chain.summary)", .int8)
         let md = try l.descriptor(dims: outShape, pd.dst.dataType)
         l.define(node.outputs[0], .slot(l.alias(of: dst2, name: node.outputs[0], shape: outShape, md)))
     }
@@ -211,10 +215,9 @@ enum Int8Kernels {
     /// `y = a + b` or `a * b` on int8 (or f32 output) with per-source scales:
     /// add `y = (sa/sy) a + (sb/sy) b`, mul `y = (sa/sy) a * sb b`.
     static func qbinary(_ node: Node, _ l: Lowering, _ alg: BinaryAlgorithm) throws {
-        guard let aq = QuantParams(node, "x"), let bq = QuantParams(node, "b") else {
-            throw l.fail(.unsupportedAttribute, "\(node.opType) without input scales")
-        }
-        let yq = QuantParams(node, "y")
+        let q = try operands(node, l)
+        guard let bq = q.src1 else { throw l.fail(.unsupportedAttribute, "\(node.opType) without the second source's parameters") }
+        let aq = q.src, yq = q.dst
         guard aq.zeroPoint == 0, bq.zeroPoint == 0, (yq?.zeroPoint ?? 0) == 0 else {
             throw l.fail(.unsupportedAttribute, "\(node.opType) with zero points (oneDNN binary has none)")
         }
@@ -244,7 +247,7 @@ enum Int8Kernels {
         }
         let dst = l.newSlot(node.outputs[0], shape: out, dstMD)
         try l.emit(pd, [(.src, a), (.src1, b), (.dst, dst)], label: "\(l.where_()) int8 binary \(alg)")
-        l.note("\(pd.implementation) binary \(alg) \(sa.type),\(sb.type)->\(yq?.type.rawValue ?? "f32")")
+        l.note("\(pd.implementation) binary \(alg) \(sa.type),\(sb.type)->\(yq?.type.rawValue ?? "f32")", .int8)
         l.define(node.outputs[0], .slot(dst))
     }
 }

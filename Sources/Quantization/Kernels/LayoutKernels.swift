@@ -62,7 +62,7 @@ enum LayoutKernels {
         let viewSlot = l.alias(of: src, name: node.inputs[0] + ".permuted", shape: out, permuted)
         let dst = l.newSlot(node.outputs[0], shape: out, try l.descriptor(dims: out, permuted.dataType))
         try l.reorder(from: viewSlot, to: dst, label: "\(l.where_()) transpose")
-        l.note("reorder (transpose)")
+        l.note("reorder (transpose, \(permuted.dataType))", Precision(permuted.dataType))
         l.define(node.outputs[0], .slot(dst))
     }
 
@@ -87,7 +87,7 @@ enum LayoutKernels {
             throw l.fail(.unsupportedAttribute, "run-time Slice with steps \(p.steps) is not supported")
         }
         l.define(node.outputs[0], .slot(try copyBlock(l, from: s, dims: p.shape, offsets: p.starts, name: node.outputs[0])))
-        l.note("reorder (slice)")
+        l.note("reorder (slice, \(l.descriptor(s).dataType))", Precision(l.descriptor(s).dataType))
     }
 
     static func split(_ node: Node, _ l: Lowering) throws {
@@ -111,7 +111,7 @@ enum LayoutKernels {
             offset += size
             l.define(name, .slot(try copyBlock(l, from: s, dims: dims, offsets: offsets, name: name)))
         }
-        l.note("reorders (split)")
+        l.note("reorders (split, \(l.descriptor(s).dataType))", Precision(l.descriptor(s).dataType))
     }
 
     static func concat(_ node: Node, _ l: Lowering) throws {
@@ -130,7 +130,7 @@ enum LayoutKernels {
         let dst = l.newSlot(node.outputs[0], shape: out, pd.dst)
         try l.emit(pd, parts.enumerated().map { (.multipleSrc($0.offset), $0.element) } + [(.dst, dst)],
                    label: "\(l.where_()) concat")
-        l.note("\(pd.implementation) concat")
+        l.note("\(pd.implementation) concat (\(pd.dst.dataType))", Precision(pd.dst.dataType))
         l.define(node.outputs[0], .slot(dst))
     }
 
@@ -166,7 +166,7 @@ enum LayoutKernels {
         }
         let dst = try l.emitIndexCopy("pad \(mode)", from: s, to: node.outputs[0], shape: out,
                                       index: Broadcast.indices(of: shape, in: out, maps: maps), fill: value)
-        l.note("Swift kernel (pad \(mode))")
+        l.note("Swift kernel (pad \(mode))", .swift)
         l.define(node.outputs[0], .slot(dst))
     }
 
@@ -186,7 +186,7 @@ enum LayoutKernels {
             mapped = try ConstantEvaluation.evaluators[name]!(node, [ids] + others, 0)[0]
         } catch let e as GraphError { throw e } catch { throw l.fail(.runtime, "\(error)") }
         let dst = try l.emitIndexCopy(name, from: s, to: node.outputs[0], shape: mapped.shape, index: mapped.intValues())
-        l.note("Swift kernel (\(name))")
+        l.note("Swift kernel (\(name))", .swift)
         l.define(node.outputs[0], .slot(dst))
     }
 }

@@ -25,11 +25,11 @@ enum MatMulKernels {
     }
 
     static func matmul(_ node: Node, _ l: Lowering) throws {
-        try l.lowerFused(node, chain: PostOpChain(node)) { chain, out in try matmul(node, l, chain: chain, output: out) }
+        try l.lowerFused(node, chain: node.postOps) { chain, out in try matmul(node, l, chain: chain, output: out) }
     }
 
     static func gemm(_ node: Node, _ l: Lowering) throws {
-        try l.lowerFused(node, chain: PostOpChain(node)) { chain, out in try gemm(node, l, chain: chain, output: out) }
+        try l.lowerFused(node, chain: node.postOps) { chain, out in try gemm(node, l, chain: chain, output: out) }
     }
 
     static func matmul(_ node: Node, _ l: Lowering, chain: PostOpChain, output: String) throws {

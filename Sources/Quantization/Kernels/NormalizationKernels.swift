@@ -124,7 +124,7 @@ enum NormalizationKernels {
             }
             if op == "ReduceMean" { for j in 0..<m { y[j] /= count } }
         }
-        l.note("Swift kernel (\(op))")
+        l.note("Swift kernel (\(op))", .swift)
         l.define(node.outputs[0], .slot(dst))
     }
 }

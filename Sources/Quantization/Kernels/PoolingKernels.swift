@@ -63,7 +63,7 @@ enum PoolingKernels {
         }
         let dst = l.newSlot(node.outputs[0], shape: outShape, pd.dst)
         try l.emit(pd, [(.src, src), (.dst, dst)], label: "\(l.where_()) pooling")
-        l.note("\(pd.implementation) \(alg) (\(pd.dst.dataType))")
+        l.note("\(pd.implementation) \(alg) (\(pd.dst.dataType))", Precision(pd.dst.dataType))
         l.define(node.outputs[0], .slot(dst))
     }
 
@@ -101,7 +101,7 @@ enum PoolingKernels {
                 }
             }
         }
-        l.note("Swift kernel (average pool, ceil mode with count_include_pad)")
+        l.note("Swift kernel (average pool, ceil mode with count_include_pad)", .swift)
         l.define(node.outputs[0], .slot(dst))
     }
 }

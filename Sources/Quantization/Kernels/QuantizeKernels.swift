@@ -1,32 +1,7 @@
 import DNNL
 import Foundation
 
-/// The parameters of one quantized tensor: `real = scale * (q - zeroPoint)`, q of `type`
-/// (u8 or s8), per tensor.
-struct QuantParams: Equatable, Sendable, CustomStringConvertible {
-    var scale: Float
-    var zeroPoint: Int
-    var type: ElementType
-
-    var range: ClosedRange<Int> { type == .u8 ? 0...255 : -128...127 }
-    var dataType: DataType { type == .u8 ? .u8 : .s8 }
-    var description: String { "\(type) scale \(scale) zp \(zeroPoint)" }
-
-    /// Reads `scale`/`zero_point` attributes written by the QDQ fusion pass with `prefix`.
-    init?(_ node: Node, _ prefix: String) {
-        guard let s = node.float(prefix + "_scale"), let t = node.string(prefix + "_type"),
-              let type = ElementType(rawValue: t) else { return nil }
-        scale = s
-        zeroPoint = node.int(prefix + "_zero_point") ?? 0
-        self.type = type
-    }
-
-    init(scale: Float, zeroPoint: Int, type: ElementType) {
-        self.scale = scale
-        self.zeroPoint = zeroPoint
-        self.type = type
-    }
-
+extension QuantParams {
     /// Reorder attributes that quantize f32 into these parameters (`q = x / scale + zp`).
     func quantizeAttributes() throws(DNNLError) -> PrimitiveAttributes {
         let a = try PrimitiveAttributes()
@@ -41,11 +16,6 @@ struct QuantParams: Equatable, Sendable, CustomStringConvertible {
         try a.setOutputScales([scale])
         if zeroPoint != 0 { try a.setZeroPoints([Int32(zeroPoint)], for: .src) }
         return a
-    }
-
-    /// Node attributes with `prefix`.
-    func attributes(_ prefix: String) -> [String: AttributeValue] {
-        [prefix + "_scale": .float(scale), prefix + "_zero_point": .int(zeroPoint), prefix + "_type": .string(type.rawValue)]
     }
 }
 
@@ -121,7 +91,7 @@ enum QuantizeKernels {
         let dst = l.newSlot(name, shape: shape, md)
         let attr = try l.wrap { () throws(DNNLError) in try q.quantizeAttributes() }
         try l.reorder(from: src, to: dst, attributes: attr, label: "\(l.where_()) quantize")
-        l.note("reorder quantize f32 -> \(q.type) (\(q))")
+        l.note("reorder quantize f32 -> \(q.type) (\(q))", .int8)
         return dst
     }
 
@@ -139,7 +109,7 @@ enum QuantizeKernels {
         let dst = l.newSlot(name, shape: l.slots[src].shape, md)
         let attr = try l.wrap { () throws(DNNLError) in try q.dequantizeAttributes() }
         try l.reorder(from: src, to: dst, attributes: attr, label: "\(l.where_()) dequantize")
-        l.note("reorder dequantize \(q.type) -> f32 (\(q))")
+        l.note("reorder dequantize \(q.type) -> f32 (\(q))", .int8)
         return dst
     }
 }

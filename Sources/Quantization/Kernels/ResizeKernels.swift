@@ -51,7 +51,7 @@ enum ResizeKernels {
             }
             let dst = l.newSlot(node.outputs[0], shape: out, pd.dst)
             try l.emit(pd, [(.src, s), (.dst, dst)], label: "\(l.where_()) resampling")
-            l.note("\(pd.implementation) nearest resampling")
+            l.note("\(pd.implementation) nearest resampling (\(pd.dst.dataType))", Precision(pd.dst.dataType))
             l.define(node.outputs[0], .slot(dst))
             return
         }
@@ -75,7 +75,7 @@ enum ResizeKernels {
         let maps = (0..<shape.count).map { d in (0..<out[d]).map { source($0, d) } }
         let dst = try l.emitIndexCopy("resize", from: try l.plain(s), to: node.outputs[0], shape: out,
                                       index: Broadcast.indices(of: shape, in: out, maps: maps))
-        l.note("Swift kernel (nearest resize, \(ctm)/\(nearestMode))")
+        l.note("Swift kernel (nearest resize, \(ctm)/\(nearestMode))", .swift)
         l.define(node.outputs[0], .slot(dst))
     }
 }

@@ -18,11 +18,3 @@ public protocol GraphPass: Sendable {
     var name: String { get }
     func apply(_ graph: inout Graph) throws(GraphError) -> PassReport
 }
-
-/// The FP32 optimizations, in order.
-enum FP32Passes {
-    static func all(opset: Int) -> [any GraphPass] {
-        [ConstantFolding(opset: opset), ActivationPatternFusion(), LayerNormFusion(), QDQFusion(),
-         ConvScaleShiftFolding(), PostOpFusion()]
-    }
-}

@@ -4,28 +4,27 @@
 ///   becomes `dnnl.QConv(x_q, w_q, b, z_q)` with an int8 output (or f32 when no Q follows);
 ///   likewise MatMul/Gemm with constant weights (`dnnl.QMatMul`) and Add/Mul of two quantized
 ///   tensors (`dnnl.QAdd`, `dnnl.QMul`);
-/// - scale-invariant ops between a DQ and a Q of the same parameters (MaxPool, Reshape,
-///   Transpose, Flatten, Squeeze, Unsqueeze, Slice, Split, Concat, Resize, average pools) run
-///   on the int8 values directly;
+/// - ops that pass int8 through (`OpTraits.int8PassThrough`: MaxPool, Reshape, Transpose,
+///   Flatten, Squeeze, Unsqueeze, Slice, Concat, nearest Resize, average pools) between a DQ
+///   and a Q of the same parameters run on the int8 values directly;
 /// - the Q/DQ nodes left become quantize/dequantize reorders; a DQ feeding a Q directly is one
 ///   requantize.
 /// Paddle's cpu_quantize_pass + cpu_quantize_squash_pass do the same on Paddle graphs.
 struct QDQFusion: GraphPass {
     let name = "qdq-fusion"
-    static let passThrough: Set<String> = ["MaxPool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze",
-                                           "Slice", "Concat", "Resize", "AveragePool", "GlobalAveragePool", "Identity"]
 
     func apply(_ graph: inout Graph) throws(GraphError) -> PassReport {
         var report = PassReport(pass: name)
         var e = GraphEditor(graph)
         guard e.nodes.contains(where: { $0.opType == "DequantizeLinear" }) else { return report }
         for (i, node) in e.nodes.enumerated() where !e.touched(i) {
-            switch node.opType {
-            case "Conv": fuseAnchor(i, &e, &report, kind: "QConv")
-            case "MatMul", "Gemm": fuseAnchor(i, &e, &report, kind: "QMatMul")
-            case "Add", "Mul": fuseBinary(i, &e, &report)
-            case _ where Self.passThrough.contains(node.opType): fusePassThrough(i, &e, &report)
-            default: break
+            let traits = OpTraits.of(node, constants: e.constant)
+            if traits.contains(.unitAnchor) {
+                fuseAnchor(i, &e, &report, kind: node.opType == "Conv" ? "QConv" : "QMatMul")
+            } else if traits.contains(.int8Binary) {
+                fuseBinary(i, &e, &report)
+            } else if traits.contains(.int8PassThrough) {
+                fusePassThrough(i, &e, &report)
             }
         }
         graph = e.finish()
@@ -104,87 +103,84 @@ struct QDQFusion: GraphPass {
             r.skipped.append("\(anchor.label): weights are not a dequantized s8 constant")
             return
         }
-        var weights = w.w, scales = w.scales
-        var biasName = ""
+        guard let weights = int8Weights(anchor, w, kind: kind, &r) else { return }
         var bias: Tensor? = nil
-        if kind == "QConv" {
-            guard w.axis == -1 || w.axis == 0 else { r.skipped.append("\(anchor.label): weight scales on axis \(w.axis)"); return }
-        } else {
-            // MatMul [K, N] per column (axis 1); Gemm with transB stores [N, K] per row (axis 0).
-            guard weights.shape.count == 2 else { return }
-            if anchor.opType == "Gemm" {
-                guard anchor.int("transA") != 1, (anchor.float("alpha") ?? 1) == 1, (anchor.float("beta") ?? 1) == 1 else {
-                    r.skipped.append("\(anchor.label): Gemm with transA/alpha/beta stays FP32"); return
-                }
-                if anchor.int("transB") == 1 {
-                    let (n, k) = (weights.shape[0], weights.shape[1])
-                    let v = weights.intValues()
-                    weights = Tensor(shape: [k, n], values: (0..<(k * n)).map { Double(v[($0 % n) * k + $0 / n]) }, elementType: .s8)
-                    guard w.axis == -1 || w.axis == 0 else { return }
-                } else {
-                    guard w.axis == -1 || w.axis == 1 else { return }
-                }
-            } else {
-                guard w.axis == -1 || w.axis == 1 else { r.skipped.append("\(anchor.label): weight scales on axis \(w.axis)"); return }
-            }
-        }
-        if scales.count == 1 { scales = [scales[0]] }
         if let b = anchor.input(2) {
             guard let t = Self.realConstant(b, e) else { r.skipped.append("\(anchor.label): bias is not constant"); return }
             bias = t
         }
-        // Post-op chain: activations, at most one residual Add of another quantized tensor.
-        var chain = PostOpChain()
-        var cur = anchor.outputs[0]
-        var consumed: [Int] = []
-        var z: (q: String, p: QuantParams)? = nil
-        while let ci = e.soleConsumer(cur) {
-            let n = e.nodes[ci]
-            if anchor.opType == "MatMul", bias == nil, chain.isEmpty, n.opType == "Add",
-               let (other, bt, _) = e.constantOperand(n), other == cur, bt.count == weights.shape[1],
-               bt.shape.last == weights.shape[1], bt.elementType == .f32 {
-                bias = bt
-            } else if let acts = PostOpFusion.eltwise(n, applyingTo: cur, e), PostOpFusion.append(acts, to: &chain) {
-            } else if n.opType == "Add", z == nil, n.inputs.count == 2, let other = n.inputs.first(where: { $0 != cur }),
-                      let dz = Self.dequantized(other, e) {
-                z = (dz.q, dz.p)
-                chain.ops.append(.sum)
-                // In place only when nothing else reads the residual: neither its int8 value
-                // nor its dequantized form (which may also be this conv's own input).
-                chain.sumInPlace = (e.consumers[dz.q]?.count ?? 0) == 1 && !e.graphOutputs.contains(dz.q)
-                    && (e.consumers[other]?.count ?? 0) == 1 && dz.q != x.q
-            } else { break }
-            consumed.append(ci)
-            cur = n.outputs[0]
+        // The same unit placement and FP32 fusion see; the residual must be a dequantized int8
+        // tensor, summed in place only when nothing else reads it: neither its int8 value nor
+        // its dequantized form (which may also be this conv's own input).
+        let editor = e
+        let matcher = UnitMatcher(
+            residual: { other, _ in
+                guard let dz = Self.dequantized(other, editor) else { return nil }
+                return (editor.consumers[dz.q]?.count ?? 0) == 1 && !editor.graphOutputs.contains(dz.q)
+                    && (editor.consumers[other]?.count ?? 0) == 1 && dz.q != x.q
+            },
+            matmulColumns: anchor.opType == "MatMul" && bias == nil ? weights.shape[1] : nil)
+        let unit = matcher.match(i, e)
+        if let b = unit.bias { bias = e.constant(b) }
+        var operands = Int8Operands(src: x.p, weights: WeightScales(scales: w.scales, axis: w.axis < 0 ? nil : w.axis))
+        let zq = unit.residual.flatMap { Self.dequantized($0, e) }
+        operands.residual = zq?.p
+        var output = unit.output
+        if let (qs, yp) = Self.quantizedBy(unit.output, e) {
+            operands.dst = yp
+            Self.absorbOutputQuantizers(qs, into: &output, &e)
         }
         var attrs = anchor.attributes
-        for (k, v) in chain.attributes { attrs[k] = v }
-        for (k, v) in x.p.attributes("x") { attrs[k] = v }
-        if let z { for (k, v) in z.p.attributes("z") { attrs[k] = v } }
-        attrs["w_scales"] = .floats(scales)
         attrs.removeValue(forKey: "transB")
-        var output = cur
-        var outNote = "f32 output"
-        if let (qs, yp) = Self.quantizedBy(cur, e) {
-            for (k, v) in yp.attributes("y") { attrs[k] = v }
-            Self.absorbOutputQuantizers(qs, into: &output, &e)
-            outNote = "\(yp.type) output"
-        }
         let wName = e.freshName(anchor.inputs[1] + ".q")
         e.addInitializer(wName, weights)
-        var inputs = [x.q, wName, "", z?.q ?? ""]
+        var inputs = [x.q, wName, "", zq?.q ?? ""]
         if let bias {
-            biasName = e.freshName(anchor.name + ".bias")
+            let biasName = e.freshName(anchor.name + ".bias")
             e.addInitializer(biasName, Tensor(shape: [bias.count], scalars: bias.floatValues()))
             inputs[2] = biasName
         }
-        if z == nil { inputs.removeLast() }
-        let last = consumed.last ?? i
-        e.replace(last, with: Node(name: anchor.name, opType: kind, domain: FusedOps.domain, inputs: inputs,
-                                   outputs: [output], attributes: attrs))
+        if zq == nil { inputs.removeLast() }
+        let last = unit.absorbed.last ?? i
+        e.replace(last, with: Node(name: anchor.name, fusedOp: kind, inputs: inputs, outputs: [output],
+                                   attributes: attrs, fused: FusedNode(chain: unit.chain, int8: operands)))
         if last != i { e.remove(i) }
-        for c in consumed.dropLast() { e.remove(c) }
-        r.applied.append("\(anchor.label) -> \(kind) \(x.p.type) input, \(outNote)\(chain.summary)")
+        for c in unit.absorbed.dropLast() { e.remove(c) }
+        r.applied.append("\(anchor.label) -> \(kind) \(x.p.type) input, \(operands.dst.map { "\($0.type) output" } ?? "f32 output")\(unit.chain.summary)")
+    }
+
+    /// The s8 weights an INT8 anchor reads, as `[OC, ...]` for Conv and `[K, N]` for
+    /// MatMul/Gemm (a transposed Gemm's `[N, K]` is transposed), when their scales lie on the
+    /// output-channel axis; nil (with a reason) otherwise.
+    private func int8Weights(_ anchor: Node, _ w: (w: Tensor, scales: [Float], axis: Int), kind: String,
+                             _ r: inout PassReport) -> Tensor? {
+        let expectedAxis: Int
+        if kind == "QConv" {
+            expectedAxis = 0
+        } else {
+            guard w.w.shape.count == 2 else { return nil }
+            if anchor.opType == "Gemm" {
+                guard anchor.int("transA") != 1, (anchor.float("alpha") ?? 1) == 1, (anchor.float("beta") ?? 1) == 1 else {
+                    r.skipped.append("\(anchor.label): Gemm with transA/alpha/beta stays FP32"); return nil
+                }
+            }
+            // MatMul [K, N] per column (axis 1); Gemm with transB stores [N, K] per row (axis 0).
+            expectedAxis = anchor.opType == "Gemm" && anchor.int("transB") == 1 ? 0 : 1
+        }
+        guard w.axis == -1 || w.axis == expectedAxis else {
+            r.skipped.append("\(anchor.label): weight scales on axis \(w.axis)"); return nil
+        }
+        guard anchor.opType == "Gemm", anchor.int("transB") == 1 else { return w.w }
+        return Self.transposed(w.w)
+    }
+
+    /// A 2-D tensor transposed (any element type), `[N, K]` -> `[K, N]`.
+    static func transposed(_ t: Tensor) -> Tensor {
+        let (n, k) = (t.shape[0], t.shape[1])
+        let v = t.intValues()
+        var out = [Double](repeating: 0, count: n * k)
+        for row in 0..<n { for col in 0..<k { out[col * n + row] = Double(v[row * k + col]) } }
+        return Tensor(shape: [k, n], values: out, elementType: t.elementType)
     }
 
     private func fuseBinary(_ i: Int, _ e: inout GraphEditor, _ r: inout PassReport) {
@@ -193,16 +189,14 @@ struct QDQFusion: GraphPass {
         guard a.p.zeroPoint == 0, b.p.zeroPoint == 0 else {
             r.skipped.append("\(n.label): zero points (oneDNN binary has none): stays FP32"); return
         }
-        var attrs: [String: AttributeValue] = [:]
-        for (k, v) in a.p.attributes("x") { attrs[k] = v }
-        for (k, v) in b.p.attributes("b") { attrs[k] = v }
+        var operands = Int8Operands(src: a.p, src1: b.p)
         var output = n.outputs[0]
         if let (qs, yp) = Self.quantizedBy(output, e), yp.zeroPoint == 0 {
-            for (k, v) in yp.attributes("y") { attrs[k] = v }
+            operands.dst = yp
             Self.absorbOutputQuantizers(qs, into: &output, &e)
         }
-        e.replace(i, with: Node(name: n.name, opType: "Q" + n.opType, domain: FusedOps.domain, inputs: [a.q, b.q],
-                                outputs: [output], attributes: attrs))
+        e.replace(i, with: Node(name: n.name, fusedOp: "Q" + n.opType, inputs: [a.q, b.q], outputs: [output],
+                                fused: FusedNode(int8: operands)))
         r.applied.append("\(n.label) -> Q\(n.opType)")
     }
 

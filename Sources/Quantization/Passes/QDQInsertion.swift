@@ -10,6 +10,8 @@ struct QDQInsertion: GraphPass {
     let placement: QuantizationPlacement
     /// Parameters of every quantized activation tensor.
     let params: [String: QuantParams]
+    /// One s8 scale per output channel (default), or one for the whole weight tensor.
+    var perChannelWeights = true
 
     func apply(_ graph: inout Graph) throws(GraphError) -> PassReport {
         var report = PassReport(pass: name)
@@ -37,10 +39,7 @@ struct QDQInsertion: GraphPass {
         var int8Readers: [String: Set<String>] = [:]   // node name -> inputs to rewire
         for u in placement.units {
             int8Readers[u.anchor, default: []].insert(u.input)
-            let nodes = graph.nodes
-            if let r = u.residual, let add = u.nodes.first(where: { n in nodes.contains { $0.name == n && $0.opType == "Add" && $0.inputs.contains(r) } }) {
-                int8Readers[add, default: []].insert(r)
-            }
+            if let r = u.residual, let add = u.residualAdd { int8Readers[add, default: []].insert(r) }
         }
         for n in placement.passThrough + placement.binaries {
             guard let node = graph.nodes.first(where: { $0.name == n }) else { continue }
@@ -55,7 +54,7 @@ struct QDQInsertion: GraphPass {
             }
             if let u = unitsByAnchor[n.name], let xp = params[u.input] {
                 try quantizeWeights(&n, input: xp, graph: &graph, nodes: &weightNodes)
-                report.applied.append("\(n.label): s8 weights per channel, \(xp.type) input")
+                report.applied.append("\(n.label): s8 weights \(perChannelWeights ? "per channel" : "per tensor"), \(xp.type) input")
             }
             graph.nodes[k] = n
         }
@@ -91,6 +90,7 @@ struct QDQInsertion: GraphPass {
         }
         var maxAbs = [Float](repeating: 0, count: channels)
         for (i, v) in values.enumerated() { let c = (i / inner) % channels; maxAbs[c] = max(maxAbs[c], abs(v)) }
+        if !perChannelWeights { maxAbs = [Float](repeating: maxAbs.max() ?? 0, count: channels) }
         // An all-zero channel gets scale 1: its outputs are its bias (ONEDNN_INT8_NOTES C4).
         let scales = maxAbs.map { $0 > 0 ? $0 / 127 : 1 }
         let q = values.enumerated().map { i, v in
@@ -99,10 +99,15 @@ struct QDQInsertion: GraphPass {
         let wq = unique(n.inputs[1] + "_quantized"), ws = unique(n.inputs[1] + "_scale")
         let wz = unique(n.inputs[1] + "_zero_point"), wd = unique(n.inputs[1] + "_dequantized")
         graph.initializers[wq] = Tensor(shape: w.shape, scalars: q)
-        graph.initializers[ws] = Tensor(shape: [channels], scalars: scales)
-        graph.initializers[wz] = Tensor(shape: [channels], scalars: [Int8](repeating: 0, count: channels))
+        if perChannelWeights {
+            graph.initializers[ws] = Tensor(shape: [channels], scalars: scales)
+            graph.initializers[wz] = Tensor(shape: [channels], scalars: [Int8](repeating: 0, count: channels))
+        } else {
+            graph.initializers[ws] = Tensor(shape: [], scalars: [scales[0]])
+            graph.initializers[wz] = Tensor(shape: [], scalars: [Int8(0)])
+        }
         nodes.append(Node(name: n.name + "_weights_DequantizeLinear", opType: "DequantizeLinear",
-                          inputs: [wq, ws, wz], outputs: [wd], attributes: ["axis": .int(axis)]))
+                          inputs: [wq, ws, wz], outputs: [wd], attributes: perChannelWeights ? ["axis": .int(axis)] : [:]))
         n.inputs[1] = wd
         if n.opType != "MatMul", let b = n.input(2), let bt = graph.initializers[b], bt.count == channels,
            bt.floatValues().allSatisfy({ $0.isFinite }) {

@@ -19,6 +19,8 @@ struct QuantizationPlacement {
         var input: String
         var output: String
         var residual: String?
+        /// The Add that sums the residual (it reads the residual's dequantized value).
+        var residualAdd: String?
         var nodes: [String]
     }
 
@@ -37,102 +39,89 @@ struct QuantizationPlacement {
     var binaries: [String] = []
     /// Why each FP32 node (of the analysed graph) stays FP32, by node label.
     var fp32Reasons: [String: String] = [:]
+    /// The members of `tensors`, for look-up.
+    private var quantized: Set<String> = []
 
-    static let nonNegativeOps: Set<String> = ["Relu", "HardSigmoid", "Sigmoid", "Softmax"]
+    private mutating func addTensor(_ t: String) { if quantized.insert(t).inserted { tensors.append(t) } }
 
     /// - Parameters:
     ///   - graph: the graph analysed (activation patterns fused, e.g. HardSwish as one node).
     ///   - shapes: value shapes for one input set (residual shapes must match).
     init(_ graph: Graph, shapes: [String: [Int]], excludeNodes: Set<String>, excludeOpTypes: Set<String>) {
         let e = GraphEditor(graph)
-        var quantized: Set<String> = []
         var absorbed: Set<Int> = []
-        func addTensor(_ t: String) { if quantized.insert(t).inserted { tensors.append(t) } }
-        func nonNegative(_ n: Node) -> Bool {
-            if Self.nonNegativeOps.contains(n.opType) { return true }
-            if n.opType == "Clip", let acts = Activation.of(n, constants: e.constant), acts[0].alpha >= 0 { return true }
-            return false
-        }
+        func excluded(_ n: Node) -> Bool { excludeNodes.contains(n.name) || excludeOpTypes.contains(n.opType) }
         for (i, n) in e.nodes.enumerated() where !absorbed.contains(i) {
-            if excludeNodes.contains(n.name) || excludeOpTypes.contains(n.opType) {
+            if excluded(n) {
                 fp32Reasons[n.label] = "excluded by the user"
                 continue
             }
-            switch n.opType {
-            case "Conv", "MatMul", "Gemm":
-                guard let w = e.constant(n.input(1)) else {
-                    fp32Reasons[n.label] = "weights are computed at run time"; continue
-                }
-                if n.opType != "Conv" {
-                    guard w.shape.count == 2 else { fp32Reasons[n.label] = "weights are not 2-D"; continue }
-                    if n.opType == "Gemm" && (n.int("transA") == 1 || (n.float("alpha") ?? 1) != 1 || (n.float("beta") ?? 1) != 1) {
-                        fp32Reasons[n.label] = "Gemm with transA, alpha or beta"; continue
-                    }
-                    guard let a = shapes[n.inputs[0]], a.count >= 2 else { fp32Reasons[n.label] = "input rank below 2"; continue }
-                }
-                var unit = Unit(anchor: n.name, opType: n.opType, input: n.inputs[0], output: n.outputs[0], residual: nil, nodes: [n.name])
-                var chain = PostOpChain()
-                var cur = n.outputs[0]
-                var lastUnsigned = false
-                while let ci = e.soleConsumer(cur) {
-                    let c = e.nodes[ci]
-                    if excludeNodes.contains(c.name) || excludeOpTypes.contains(c.opType) { break }
-                    if n.opType == "MatMul", chain.isEmpty, unit.nodes.count == 1, c.opType == "Add",
-                       let (other, bt, _) = e.constantOperand(c), other == cur, bt.count == w.shape[1], bt.shape.last == w.shape[1] {
-                        // The MatMul's bias: added by the primitive.
-                    } else if let acts = PostOpFusion.eltwise(c, applyingTo: cur, e), PostOpFusion.append(acts, to: &chain) {
-                        lastUnsigned = nonNegative(c)
-                    } else if c.opType == "Add", unit.residual == nil, c.inputs.count == 2,
-                              let other = c.inputs.first(where: { $0 != cur }), e.constant(other) == nil,
-                              shapes[other] != nil, shapes[other] == shapes[cur] {
-                        unit.residual = other
-                        chain.ops.append(.sum)
-                        lastUnsigned = false
-                    } else { break }
-                    absorbed.insert(ci)
-                    unit.nodes.append(c.name)
-                    cur = c.outputs[0]
-                }
-                unit.output = cur
-                units.append(unit)
-                addTensor(unit.input)
-                if let r = unit.residual { addTensor(r) }
-                addTensor(cur)
-                if lastUnsigned { unsigned.insert(cur) }
-            case "MaxPool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Resize", "Identity":
-                guard quantized.contains(n.inputs[0]), n.outputs.count == 1 else {
-                    fp32Reasons[n.label] = "its input is FP32"; continue
-                }
-                if n.opType == "Resize", (n.string("mode") ?? "nearest") != "nearest" {
-                    fp32Reasons[n.label] = "only nearest Resize passes int8"; continue
-                }
-                addTensor(n.outputs[0])
-                sharesWith[n.outputs[0]] = root(n.inputs[0])
-                if unsigned.contains(n.inputs[0]) { unsigned.insert(n.outputs[0]) }
-                passThrough.append(n.name)
-            case "Concat":
-                let ins = n.inputs.filter { !$0.isEmpty }
-                guard ins.allSatisfy({ quantized.contains($0) }) else { fp32Reasons[n.label] = "an input is FP32"; continue }
-                addTensor(n.outputs[0])
-                concatInputs[n.outputs[0]] = ins
-                for t in ins { let r = root(t); if r != n.outputs[0] { sharesWith[r] = n.outputs[0] } }
-                if ins.allSatisfy({ unsigned.contains($0) }) { unsigned.insert(n.outputs[0]) }
-                passThrough.append(n.name)
-            case "Add", "Mul":
+            let traits = OpTraits.of(n, constants: e.constant)
+            if traits.contains(.unitAnchor) {
+                if let why = Self.int8AnchorProblem(n, e, shapes) { fp32Reasons[n.label] = why; continue }
+                let matcher = UnitMatcher(
+                    residual: { other, current in shapes[other] != nil && shapes[other] == shapes[current] ? false : nil },
+                    excluded: excluded,
+                    matmulColumns: n.opType == "MatMul" ? e.constant(n.input(1))?.shape[1] : nil)
+                let u = matcher.match(i, e)
+                absorbed.formUnion(u.absorbed)
+                units.append(Unit(anchor: n.name, opType: n.opType, input: n.inputs[0], output: u.output,
+                                  residual: u.residual, residualAdd: u.residualAdd.map { e.nodes[$0].name },
+                                  nodes: [n.name] + u.absorbed.map { e.nodes[$0].name }))
+                addTensor(n.inputs[0])
+                if let r = u.residual { addTensor(r) }
+                addTensor(u.output)
+                if u.nonNegative { unsigned.insert(u.output) }
+            } else if traits.contains(.scaleInvariant) {
+                placePassThrough(n)
+            } else if traits.contains(.int8Binary) {
                 guard n.inputs.count == 2, n.inputs.allSatisfy({ quantized.contains($0) }) else {
                     fp32Reasons[n.label] = "an input is FP32 or constant"; continue
                 }
                 addTensor(n.outputs[0])
                 binaries.append(n.name)
-            default:
-                if nonNegative(n) && n.outputs.count == 1 { unsigned.insert(n.outputs[0]) }
-                fp32Reasons[n.label] = "no INT8 kernel for \(n.opType)"
+            } else {
+                if traits.contains(.nonNegative) && n.outputs.count == 1 { unsigned.insert(n.outputs[0]) }
+                fp32Reasons[n.label] = n.opType == "Resize" ? "only nearest Resize passes int8" : "no INT8 kernel for \(n.opType)"
             }
         }
         // Inputs of units that are FP32 tensors are quantized too; non-negative producers -> u8.
         for t in tensors where !unsigned.contains(t) {
-            if let p = e.producer(t), nonNegative(e.nodes[p]) { unsigned.insert(t) }
+            if let p = e.producer(t), OpTraits.of(e.nodes[p], constants: e.constant).contains(.nonNegative) { unsigned.insert(t) }
         }
+    }
+
+    /// Why an anchor cannot run on INT8 kernels (nil when it can): weights computed at run
+    /// time, MatMul/Gemm weights not 2-D, Gemm with transA/alpha/beta, an input of rank < 2.
+    static func int8AnchorProblem(_ n: Node, _ e: GraphEditor, _ shapes: [String: [Int]]) -> String? {
+        guard let w = e.constant(n.input(1)) else { return "weights are computed at run time" }
+        guard n.opType != "Conv" else { return nil }
+        guard w.shape.count == 2 else { return "weights are not 2-D" }
+        if n.opType == "Gemm" && (n.int("transA") == 1 || (n.float("alpha") ?? 1) != 1 || (n.float("beta") ?? 1) != 1) {
+            return "Gemm with transA, alpha or beta"
+        }
+        guard let a = shapes[n.inputs[0]], a.count >= 2 else { return "input rank below 2" }
+        return nil
+    }
+
+    /// A scale-invariant op whose inputs are quantized: its output shares their parameters
+    /// (a Concat's inputs share its output's).
+    private mutating func placePassThrough(_ n: Node) {
+        guard n.outputs.count == 1 else { fp32Reasons[n.label] = "more than one output"; return }
+        if n.opType == "Concat" {
+            let ins = n.inputs.filter { !$0.isEmpty }
+            guard ins.allSatisfy({ quantized.contains($0) }) else { fp32Reasons[n.label] = "an input is FP32"; return }
+            addTensor(n.outputs[0])
+            concatInputs[n.outputs[0]] = ins
+            for t in ins { let r = root(t); if r != n.outputs[0] { sharesWith[r] = n.outputs[0] } }
+            if ins.allSatisfy({ unsigned.contains($0) }) { unsigned.insert(n.outputs[0]) }
+        } else {
+            guard quantized.contains(n.inputs[0]) else { fp32Reasons[n.label] = "its input is FP32"; return }
+            addTensor(n.outputs[0])
+            sharesWith[n.outputs[0]] = root(n.inputs[0])
+            if unsigned.contains(n.inputs[0]) { unsigned.insert(n.outputs[0]) }
+        }
+        passThrough.append(n.name)
     }
 
     /// Tensors grouped by the tensor whose parameters they use (scale propagation): one

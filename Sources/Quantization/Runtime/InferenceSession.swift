@@ -54,14 +54,10 @@ public final class InferenceSession: @unchecked Sendable {
                              "\(model.source): node \(node.label): operator \(node.opType)\(domain) (opset \(model.opsetVersion)) is not supported")
         }
         var g = model.graph
-        var reports: [PassReport] = []
-        if options.optimize {
-            for pass in FP32Passes.all(opset: model.opsetVersion) where !options.disabledPasses.contains(pass.name) {
-                reports.append(try pass.apply(&g))
-            }
-        }
+        var manager = PassManager(disabled: options.disabledPasses)
+        if options.optimize { try manager.run(Pipelines.engine(opset: model.opsetVersion), on: &g) }
         graph = g
-        passReports = reports
+        passReports = manager.reports
         do { stream = try DNNL.Stream() } catch { throw GraphError(.runtime, "\(error)") }
     }
 
@@ -86,9 +82,9 @@ public final class InferenceSession: @unchecked Sendable {
     }
 
     /// How each node runs for inputs of these shapes (compiling the plan if needed): one entry
-    /// per emitted step group, e.g. `("FusedConv 'c1'", "brgconv:avx512_core (f32)+relu")`.
+    /// per emitted step group, e.g. `FusedConv 'c1'`, `brgconv:avx512_core (f32)+relu`, `.fp32`.
     /// Nodes folded at plan time (shape arithmetic) have no entry.
-    public func nodeReport(for feeds: [String: Tensor]) throws(GraphError) -> [(node: String, note: String)] {
+    public func nodeReport(for feeds: [String: Tensor]) throws(GraphError) -> [NodeExecution] {
         try validate(feeds)
         lock.lock()
         defer { lock.unlock() }

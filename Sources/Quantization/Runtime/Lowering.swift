@@ -56,8 +56,8 @@ final class Lowering {
     var absorbed: Set<String> = []
     /// Slots of the graph inputs (filled by the caller, never written in place).
     var graphInputSlots: Set<Int> = []
-    /// What happened to each node: `"Conv 'c1'": "brgconv:avx512_core (f32)"`, for inspect.
-    var notes: [(node: String, note: String)] = []
+    /// How each node runs, in emission order, for inspect.
+    var notes: [NodeExecution] = []
 
     /// The model's default-domain opset (operator semantics change between versions).
     let opset: Int
@@ -187,8 +187,9 @@ final class Lowering {
         steps.append(.custom(label: label, slots: slots, run: run))
     }
 
-    func note(_ text: String) {
-        if let node { notes.append((node.label, text)) }
+    /// Records how the current node runs.
+    func note(_ text: String, _ precision: Precision = .fp32) {
+        if let node { notes.append(NodeExecution(node: node.label, detail: text, precision: precision)) }
     }
 
     // MARK: errors

@@ -40,7 +40,7 @@ final class Plan {
     let memories: [Memory]
     let steps: [Step]
     let arena: BufferArena
-    let notes: [(node: String, note: String)]
+    let notes: [NodeExecution]
     let slots: [Slot]
     /// The inferred shape of every value (run-time and constant) of this plan.
     let valueShapes: [String: [Int]]

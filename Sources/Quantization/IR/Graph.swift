@@ -55,6 +55,9 @@ public struct Node: Sendable, Equatable {
     public var inputs: [String]
     public var outputs: [String]
     public var attributes: [String: AttributeValue]
+    /// What a fusion pass decided for one of the library's own nodes (post-ops, int8 operand
+    /// parameters): a typed payload, never encoded in `attributes`. nil for ONNX nodes.
+    var fused: FusedNode?
 
     public init(name: String, opType: String, domain: String = "", inputs: [String],
                 outputs: [String], attributes: [String: AttributeValue] = [:]) {
@@ -64,6 +67,14 @@ public struct Node: Sendable, Equatable {
         self.inputs = inputs
         self.outputs = outputs
         self.attributes = attributes
+    }
+
+    /// One of the library's own fused nodes (domain `dnnl`) with its payload.
+    init(name: String, fusedOp opType: String, inputs: [String], outputs: [String],
+         attributes: [String: AttributeValue] = [:], fused: FusedNode) {
+        self.init(name: name, opType: opType, domain: FusedOps.domain, inputs: inputs, outputs: outputs,
+                  attributes: attributes)
+        self.fused = fused
     }
 
     /// The i-th input's name, or nil when absent or omitted.
@@ -126,5 +137,21 @@ public struct Graph: Sendable {
         var p: [String: Int] = [:]
         for (i, n) in nodes.enumerated() { for v in n.outputs where !v.isEmpty { p[v] = i } }
         return p
+    }
+}
+
+extension Graph {
+    /// For each value `t` quantized as `DequantizeLinear(QuantizeLinear(t))`, the name of the
+    /// dequantized value (found by structure, not by name).
+    func dequantizedValues() -> [String: String] {
+        let consumers = consumers()
+        var result: [String: String] = [:]
+        for q in nodes where q.opType == "QuantizeLinear" && q.domain.isEmpty {
+            guard let t = q.input(0), let qOut = q.outputs.first,
+                  let dq = consumers[qOut]?.lazy.map({ self.nodes[$0] }).first(where: { $0.opType == "DequantizeLinear" }),
+                  let d = dq.outputs.first else { continue }
+            result[t] = d
+        }
+        return result
     }
 }

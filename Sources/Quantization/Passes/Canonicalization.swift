@@ -1,0 +1,111 @@
+/// Runs first in every pipeline: removes what exporters write that does nothing at inference,
+/// so that later passes see one form of each idiom (a new exporter quirk is handled here once):
+/// - `Identity` (paddle2onnx wraps many ops in them: ResNet `Add -> Identity -> Relu`,
+///   MobileNet-V2 `BN -> Identity -> Clip -> Identity`), and `Dropout` whose mask is unused
+///   and that does not run in training mode (ONNX: inference-mode Dropout is the identity);
+/// - `Cast` to the element type its input already has, `Transpose` with the identity
+///   permutation, `Reshape` to the shape its input is declared with (all dims fixed);
+/// - `Clip(x, 0, +inf)` (a ReLU spelled as Clip) becomes `Relu`.
+/// A removed node's output is renamed to its input; when that output is a graph output, the
+/// input is renamed instead (when it is not an input or output of the graph itself).
+struct Canonicalization: GraphPass {
+    let name = "canonicalization"
+
+    func apply(_ graph: inout Graph) throws(GraphError) -> PassReport {
+        var report = PassReport(pass: name)
+        let graphOutputs = Set(graph.outputs.map(\.name))
+        let graphInputs = Set(graph.inputs.map(\.name))
+        let declared = declaredTypes(graph)
+        let consumers = graph.consumers()
+        var rename: [String: String] = [:]
+        func resolve(_ v: String) -> String {
+            var r = v
+            while let next = rename[r] { r = next }
+            return r
+        }
+        var kept: [Node] = []
+        kept.reserveCapacity(graph.nodes.count)
+        for var n in graph.nodes {
+            n.inputs = n.inputs.map { $0.isEmpty ? $0 : resolve($0) }
+            if n.opType == "Clip", n.domain.isEmpty, isReluClip(n, graph) {
+                n = Node(name: n.name, opType: "Relu", inputs: [n.inputs[0]], outputs: n.outputs)
+                report.applied.append("\(n.label): Clip(0, inf) is Relu")
+            }
+            guard let why = noOpReason(n, graph, declared, consumers) else { kept.append(n); continue }
+            let x = n.inputs[0], y = n.outputs[0]
+            if !graphOutputs.contains(y) {
+                rename[y] = x
+            } else if !graphOutputs.contains(x), !graphInputs.contains(x), graph.initializers[x] == nil,
+                      kept.contains(where: { $0.outputs.contains(x) }) {
+                rename[x] = y
+            } else {
+                report.skipped.append("\(n.label): \(why), kept (it copies graph input or output '\(x)' to output '\(y)')")
+                kept.append(n)
+                continue
+            }
+            report.applied.append("removed \(n.label): \(why)")
+        }
+        guard !rename.isEmpty else { graph.nodes = kept; return report }
+        for k in kept.indices {
+            kept[k].inputs = kept[k].inputs.map { $0.isEmpty ? $0 : resolve($0) }
+            kept[k].outputs = kept[k].outputs.map { $0.isEmpty ? $0 : resolve($0) }
+        }
+        graph.nodes = kept
+        return report
+    }
+
+    /// Why node `n` does nothing at inference, or nil when it does something.
+    private func noOpReason(_ n: Node, _ g: Graph, _ declared: [String: ElementType],
+                            _ consumers: [String: [Int]]) -> String? {
+        guard n.domain.isEmpty || n.domain == "ai.onnx", n.outputs.count >= 1, !n.outputs[0].isEmpty,
+              let x = n.input(0) else { return nil }
+        let onlyFirstOutputUsed = n.outputs.dropFirst().allSatisfy { $0.isEmpty || consumers[$0] == nil }
+        switch n.opType {
+        case "Identity" where n.outputs.count == 1:
+            return "Identity"
+        case "Dropout" where onlyFirstOutputUsed && !g.outputs.contains(where: { n.outputs.dropFirst().contains($0.name) }):
+            if let t = n.input(2) {  // training_mode: absent or a constant false
+                guard let c = g.initializers[t], c.count == 1, c.intValues()[0] == 0 else { return nil }
+            }
+            return "inference-mode Dropout"
+        case "Cast" where n.outputs.count == 1:
+            guard let to = n.int("to").flatMap(Onnx_TensorProto.DataType.init(rawValue:)).flatMap(ONNXImporter.nativeElementType), declared[x] == to else { return nil }
+            return "Cast to \(to), which '\(x)' already is"
+        case "Transpose" where n.outputs.count == 1:
+            guard let perm = n.ints("perm"), perm == Array(perm.indices) else { return nil }
+            return "identity Transpose"
+        case "Reshape" where n.outputs.count == 1:
+            guard let target = n.input(1).flatMap({ g.initializers[$0] })?.intValues(), !target.contains(where: { $0 <= 0 }),
+                  let shape = declaredShape(x, g), shape == target else { return nil }
+            return "Reshape to the shape \(target) '\(x)' already has"
+        default:
+            return nil
+        }
+    }
+
+    /// `Clip(x, 0)` with no upper bound (attributes before opset 11, inputs after).
+    private func isReluClip(_ n: Node, _ g: Graph) -> Bool {
+        guard n.outputs.count == 1, n.input(0) != nil else { return false }
+        let lo: Float? = n.input(1).map { name in g.initializers[name].flatMap { $0.count == 1 ? $0.floatValues()[0] : nil } ?? .nan }
+            ?? n.float("min")
+        let hiGiven = n.input(2) != nil || n.attributes["max"] != nil
+        return lo == 0 && !hiGiven
+    }
+
+    /// Element types declared for graph inputs and intermediate values.
+    private func declaredTypes(_ g: Graph) -> [String: ElementType] {
+        var d: [String: ElementType] = [:]
+        for v in g.valueInfo.values { if let t = v.elementType { d[v.name] = t } }
+        for v in g.inputs { if let t = v.elementType { d[v.name] = t } }
+        for (name, t) in g.initializers { d[name] = t.elementType }
+        return d
+    }
+
+    /// A value's declared shape when every dim is fixed.
+    private func declaredShape(_ v: String, _ g: Graph) -> [Int]? {
+        let info = g.inputs.first { $0.name == v } ?? g.valueInfo[v]
+        guard let dims = info?.shape else { return nil }
+        let fixed = dims.compactMap(\.value)
+        return fixed.count == dims.count ? fixed : nil
+    }
+}
