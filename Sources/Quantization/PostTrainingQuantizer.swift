@@ -326,6 +326,10 @@ public struct QuantizationReport: Sendable, CustomStringConvertible {
         public var node: String
         public var precision: String
         public var reason: String?
+        /// For a quantized unit: its anchor's op type (Conv, MatMul, Gemm) and weight shape as
+        /// the INT8 primitive sees it (Conv `[OC, IC/g, k...]`, MatMul/Gemm `[K, N]`).
+        public var opType: String? = nil
+        public var weightShape: [Int]? = nil
     }
 
     public let method: CalibrationMethod
@@ -352,7 +356,8 @@ public struct QuantizationReport: Sendable, CustomStringConvertible {
         }
         var n: [NodeEntry] = []
         for u in placement.units {
-            n.append(NodeEntry(node: u.anchor, precision: "int8", reason: u.nodes.count > 1 ? "fused with \(u.nodes.dropFirst().joined(separator: ", "))" : nil))
+            n.append(NodeEntry(node: u.anchor, precision: "int8", reason: u.nodes.count > 1 ? "fused with \(u.nodes.dropFirst().joined(separator: ", "))" : nil,
+                               opType: u.opType, weightShape: u.weightShape))
         }
         for p in placement.passThrough { n.append(NodeEntry(node: p, precision: "int8", reason: "passes int8 through")) }
         for b in placement.binaries { n.append(NodeEntry(node: b, precision: "int8", reason: "int8 binary")) }

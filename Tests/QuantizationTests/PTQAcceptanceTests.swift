@@ -133,6 +133,43 @@ struct VerboseMACs {
         return Primitive(kind: kind, implementation: f[exec + 3], sourceType: source, descriptor: descriptor, macs: macs)
     }
 
+    /// The weight shape of a convolution or matmul problem, as `PTQAcceptanceTests` compares it
+    /// with the PTQ report: `"convolution ocO innerI"` (I = ic/g * kd*kh*kw) or `"matmul nN kK"`.
+    static func weightSignature(kind: String, descriptor: String) -> String? {
+        if kind == "matmul" {
+            let parts = descriptor.split(separator: ":").map { $0.split(separator: "x").compactMap { Int($0) } }
+            guard parts.count >= 2, parts[1].count >= 2 else { return nil }
+            return "matmul n\(parts[1][parts[1].count - 1]) k\(parts[1][parts[1].count - 2])"
+        }
+        guard kind == "convolution" else { return nil }
+        let d = fields(descriptor)
+        guard let ic = d["ic"], let oc = d["oc"] else { return nil }
+        let inner = ic / max(d["g"] ?? 1, 1) * (d["kd"] ?? 1) * (d["kh"] ?? 1) * (d["kw"] ?? 1)
+        return "convolution oc\(oc) inner\(inner)"
+    }
+
+    /// `mb1_g8ic16oc16_ih8oh8kh3...` -> `["mb": 1, "g": 8, "ic": 16, ...]`.
+    static func fields(_ descriptor: String) -> [String: Int] {
+        var d: [String: Int] = [:]
+        var key = "", number = ""
+        func flush() {
+            if !key.isEmpty, let v = Int(number) { d[key] = v }
+            key = ""; number = ""
+        }
+        for c in descriptor {
+            if c.isLetter {
+                if !number.isEmpty { flush() }
+                key.append(c)
+            } else if c.isNumber {
+                number.append(c)
+            } else {
+                flush()
+            }
+        }
+        flush()
+        return d
+    }
+
     /// MACs of one problem descriptor.
     /// - convolution `[gG]mbN_icIocO_[idDodDkdK..._]ihHohHkhK..._iwWowWkwK...` (the group prefix in
     ///   either place): mb * oc * ic/g * od*oh*ow * kd*kh*kw;
@@ -151,23 +188,7 @@ struct VerboseMACs {
             let batch = zip(a.dropLast(2), b.dropLast(2)).reduce(1) { $0 * max($1.0, $1.1) }
             return batch * a[rank - 2] * a[rank - 1] * b[rank - 1]
         }
-        var d: [String: Int] = [:]
-        var key = "", number = ""
-        func flush() {
-            if !key.isEmpty, let v = Int(number) { d[key] = v }
-            key = ""; number = ""
-        }
-        for c in descriptor {
-            if c.isLetter {
-                if !number.isEmpty { flush() }
-                key.append(c)
-            } else if c.isNumber {
-                number.append(c)
-            } else {
-                flush()
-            }
-        }
-        flush()
+        let d = fields(descriptor)
         guard let mb = d["mb"], let ic = d["ic"], let oc = d["oc"] else { return nil }
         let g = max(d["g"] ?? 1, 1)
         switch kind {
@@ -192,6 +213,7 @@ final class PTQAcceptanceTests: XCTestCase {
     struct Quantized {
         var fp32: URL
         var int8: URL
+        var report: URL { int8.deletingPathExtension().appendingPathExtension("report.json") }
     }
 
     /// Where quantized models and outputs go (removed when the class is done).
@@ -291,10 +313,31 @@ final class PTQAcceptanceTests: XCTestCase {
             print("PTQ \(model):   not INT8: \(p.kind) \(p.implementation) src_\(p.sourceType) \(p.descriptor) "
                   + "(\(String(format: "%.2f", 100 * Double(p.macs) / Double(macs.total)))% of MACs)")
         }
+        try checkPrimitivesMatchReport(model, q, macs, file: file, line: line)
         XCTAssertGreaterThanOrEqual(macs.int8Share, 0.9,
                                     "\(model): only \(f4(macs.int8Share)) of the MACs ran with u8/s8 sources; largest others: "
                                     + fp.prefix(5).map { "\($0.kind) src_\($0.sourceType) \($0.descriptor)" }.joined(separator: "; "),
                                     file: file, line: line)
+    }
+
+    /// The same decision in the quantizer and the engine: the u8/s8 convolution and matmul
+    /// primitives ONEDNN_VERBOSE shows are, in number and weight shapes, the units the PTQ report
+    /// says it quantized (Conv -> convolution `oc`, `ic/g * kernel`; MatMul/Gemm -> matmul `N`, `K`).
+    private func checkPrimitivesMatchReport(_ model: String, _ q: Quantized, _ macs: VerboseMACs,
+                                            file: StaticString, line: UInt) throws {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: q.report)) as? [String: Any]
+        let nodes = try XCTUnwrap(json?["nodes"] as? [[String: Any]], "\(model): report without nodes", file: file, line: line)
+        let reported: [String] = nodes.compactMap { n in
+            guard let op = n["opType"] as? String, let w = n["weightShape"] as? [Int], w.count >= 2 else { return nil }
+            return op == "Conv" ? "convolution oc\(w[0]) inner\(w.dropFirst().reduce(1, *))" : "matmul n\(w[1]) k\(w[0])"
+        }.sorted()
+        let executed: [String] = macs.primitives.filter { ["u8", "s8"].contains($0.sourceType) }.compactMap { p in
+            VerboseMACs.weightSignature(kind: p.kind, descriptor: p.descriptor)
+        }.sorted()
+        XCTAssertFalse(reported.isEmpty, "\(model): the report names no quantized unit", file: file, line: line)
+        XCTAssertEqual(executed, reported, "\(model): INT8 primitives run (ONEDNN_VERBOSE) differ from the units the PTQ report quantized",
+                       file: file, line: line)
+        print("PTQ \(model): \(executed.count) INT8 convolution/matmul primitives executed = \(reported.count) units in the report")
     }
 
     // Bars compare results on 300 (30) samples; 1e-9 only absorbs the binary rounding of x - 0.01.

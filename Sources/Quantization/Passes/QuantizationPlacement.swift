@@ -22,6 +22,9 @@ struct QuantizationPlacement {
         /// The Add that sums the residual (it reads the residual's dequantized value).
         var residualAdd: String?
         var nodes: [String]
+        /// The weights as the INT8 primitive sees them: Conv `[OC, IC/g, k...]`, MatMul and
+        /// Gemm `[K, N]`.
+        var weightShape: [Int]
     }
 
     /// Quantized units by anchor name, in graph order.
@@ -67,7 +70,8 @@ struct QuantizationPlacement {
                 absorbed.formUnion(u.absorbed)
                 units.append(Unit(anchor: n.name, opType: n.opType, input: n.inputs[0], output: u.output,
                                   residual: u.residual, residualAdd: u.residualAdd.map { e.nodes[$0].name },
-                                  nodes: [n.name] + u.absorbed.map { e.nodes[$0].name }))
+                                  nodes: [n.name] + u.absorbed.map { e.nodes[$0].name },
+                                  weightShape: Self.primitiveWeightShape(n, e)))
                 addTensor(n.inputs[0])
                 if let r = u.residual { addTensor(r) }
                 addTensor(u.output)
@@ -102,6 +106,12 @@ struct QuantizationPlacement {
         }
         guard let a = shapes[n.inputs[0]], a.count >= 2 else { return "input rank below 2" }
         return nil
+    }
+
+    /// An anchor's weight shape in the primitive's terms (a transposed Gemm's `[N, K]` as `[K, N]`).
+    static func primitiveWeightShape(_ n: Node, _ e: GraphEditor) -> [Int] {
+        let s = e.constant(n.input(1))?.shape ?? []
+        return n.opType == "Gemm" && n.int("transB") == 1 && s.count == 2 ? [s[1], s[0]] : s
     }
 
     /// A scale-invariant op whose inputs are quantized: its output shares their parameters
