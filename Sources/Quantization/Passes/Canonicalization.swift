@@ -25,22 +25,28 @@ struct Canonicalization: GraphPass {
         }
         var kept: [Node] = []
         kept.reserveCapacity(graph.nodes.count)
+        var produced: Set<String> = []  // outputs of the kept nodes
         for var n in graph.nodes {
             n.inputs = n.inputs.map { $0.isEmpty ? $0 : resolve($0) }
             if n.opType == "Clip", n.domain.isEmpty, isReluClip(n, graph) {
                 n = Node(name: n.name, opType: "Relu", inputs: [n.inputs[0]], outputs: n.outputs)
                 report.applied.append("\(n.label): Clip(0, inf) is Relu")
             }
-            guard let why = noOpReason(n, graph, declared, consumers) else { kept.append(n); continue }
+            guard let why = noOpReason(n, graph, declared, consumers) else {
+                kept.append(n)
+                produced.formUnion(n.outputs)
+                continue
+            }
             let x = n.inputs[0], y = n.outputs[0]
             if !graphOutputs.contains(y) {
                 rename[y] = x
             } else if !graphOutputs.contains(x), !graphInputs.contains(x), graph.initializers[x] == nil,
-                      kept.contains(where: { $0.outputs.contains(x) }) {
+                      produced.contains(x) {
                 rename[x] = y
             } else {
                 report.skipped.append("\(n.label): \(why), kept (it copies graph input or output '\(x)' to output '\(y)')")
                 kept.append(n)
+                produced.formUnion(n.outputs)
                 continue
             }
             report.applied.append("removed \(n.label): \(why)")
