@@ -28,15 +28,15 @@ struct UnitMatcher {
     /// Whether `other` may be the residual summed into the unit's value `current`; nil
     /// rejects it, else whether the sum may write into the residual's buffer (in place).
     var residual: (_ other: String, _ current: String) -> Bool?
-    /// Nodes the unit must not absorb (excluded by the user).
-    var excluded: (Node) -> Bool = { _ in false }
+    /// Nodes (by index) the unit must not absorb: excluded by the user, or taken by another unit.
+    var excluded: (_ index: Int) -> Bool = { _ in false }
     /// The columns `N` of a MatMul's `[K, N]` weights, when its bias Add may be absorbed.
     var matmulColumns: Int?
 
     /// The unit anchored at node `i` (possibly with nothing absorbed).
     func match(_ i: Int, _ e: GraphEditor) -> Unit {
         var unit = Unit(anchor: i, output: e.nodes[i].outputs[0])
-        while let ci = e.soleConsumer(unit.output), !excluded(e.nodes[ci]), absorb(ci, into: &unit, e) {
+        while let ci = e.soleConsumer(unit.output), !excluded(ci), absorb(ci, into: &unit, e) {
             unit.absorbed.append(ci)
             unit.output = e.nodes[ci].outputs[0]
         }

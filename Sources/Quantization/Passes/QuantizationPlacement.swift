@@ -62,9 +62,13 @@ struct QuantizationPlacement {
             let traits = OpTraits.of(n, constants: e.constant)
             if traits.contains(.unitAnchor) {
                 if let why = Self.int8AnchorProblem(n, e, shapes) { fp32Reasons[n.label] = why; continue }
+                // A node another unit absorbed is not absorbed again (the post-op fusion and QDQ
+                // fusion passes see it as already rewritten): the first anchor in graph order
+                // that reaches a residual Add takes it, as those passes do.
+                let taken = absorbed
                 let matcher = UnitMatcher(
                     residual: { other, current in shapes[other] != nil && shapes[other] == shapes[current] ? false : nil },
-                    excluded: excluded,
+                    excluded: { excluded(e.nodes[$0]) || taken.contains($0) },
                     matmulColumns: n.opType == "MatMul" ? e.constant(n.input(1))?.shape[1] : nil)
                 let u = matcher.match(i, e)
                 absorbed.formUnion(u.absorbed)
