@@ -24,6 +24,13 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Models"))
+sys.dont_write_bytecode = True  # no __pycache__ in the repository
+import use_venv  # noqa: E402  (Models/use_venv.py)
+
+if __name__ == "__main__":
+    use_venv.ensure()  # re-executes with $PYTHON, the project's venv (Models/python_env.sh)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)

@@ -18,6 +18,13 @@ import sys
 import tempfile
 import zipfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the repository
+import use_venv  # noqa: E402  (Models/use_venv.py)
+
+if __name__ == "__main__":
+    use_venv.ensure()  # re-executes with $PYTHON, the project's venv (Models/python_env.sh)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.environ.get("DNNL_QUANT_CACHE",
                        os.path.join(os.path.expanduser("~"), ".cache", "swift-dnnl-quantization"))

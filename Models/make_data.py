@@ -62,6 +62,13 @@ import shutil
 import sys
 import wave
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the repository
+import use_venv  # noqa: E402  (Models/use_venv.py)
+
+if __name__ == "__main__":
+    use_venv.ensure()  # re-executes with $PYTHON, the project's venv (Models/python_env.sh)
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 

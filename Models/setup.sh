@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the Models/ and Benchmarks/ scripts need, when it is missing: Debian's oneDNN,
-# fonts and word list (rendered OCR data), and the Python packages of Models/requirements.txt.
+# fonts and word list (rendered OCR data), and the project's venv with the Python packages of
+# Models/requirements.txt (Models/python_env.sh; nothing is installed into the system python).
 # Idempotent; uses sudo when not root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,5 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if ! python3 -c "import numpy, PIL, onnx, onnxruntime" 2>/dev/null; then
-  echo "installing Python packages of Models/requirements.txt ..."
-  python3 -m pip install -q -r Models/requirements.txt
-fi
+# The venv ($DNNL_QUANT_CACHE/venv) with Models/requirements.txt; exports PYTHON.
+source Models/python_env.sh

@@ -6,7 +6,9 @@
 #   Tests/prepare_fixtures.sh --force    # redo everything
 #
 # 1. Debian packages make_data.py renders with (fonts, word list, ALSA clips), when missing.
-# 2. The Python packages of Models/requirements.txt, when an import check fails.
+# 2. The project's venv, $DNNL_QUANT_CACHE/venv (Models/python_env.sh: exports PYTHON), with
+#    Models/requirements.txt, installed when an import check fails. A failed install fails this
+#    script.
 # 3. The five real models (+ the v2 character list) by Models/fetch.py.
 # 4. A small test set by Models/make_data.py into $DNNL_QUANT_CACHE/testdata:
 #      lines/ (8, cls)  words_v4/ words_v2/ (8, rec)  pages/ (2, det)  speech/ (11, vad)
@@ -37,7 +39,11 @@ PTQ="$CACHE/ptqdata"
 PTQ_STAMP="$PTQ/prepared.stamp"
 STAMP_VERSION=2  # bump when the prepared data changes in a way the hashed files do not show
 MODELS=(ppocr_cls ppocr_v4_det ppocr_v4_rec ppocr_v2_rec ppocr_keys_v1 silero_vad)
-PY="${PYTHON:-python3}"
+
+# 2. (first: every step runs "$PYTHON") The venv with Models/requirements.txt; exports PYTHON.
+source Models/python_env.sh \
+  || { echo "prepare_fixtures: the Python environment (Models/python_env.sh) failed" >&2; exit 1; }
+PY="$PYTHON"
 
 KEY=v$STAMP_VERSION-$(cat "$SCRIPT" Models/fetch.py Models/make_data.py Models/reference_outputs.py \
           Models/models.json Models/requirements.txt | sha256sum | cut -d' ' -f1)
@@ -78,12 +84,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# 2. Python packages.
-if ! "$PY" -c "import numpy, PIL, onnx, onnxruntime" 2>/dev/null; then
-  echo "prepare_fixtures: installing Models/requirements.txt ..."
-  "$PY" -m pip install -q -r Models/requirements.txt \
-    || "$PY" -m pip install -q --break-system-packages -r Models/requirements.txt
-fi
+# 2. Python packages: Models/requirements.txt is in place (above).
 
 # 3. Models.
 "$PY" Models/fetch.py "${MODELS[@]}" >/dev/null

@@ -12,6 +12,18 @@ if [ ! -f /usr/include/oneapi/dnnl/dnnl.h ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libdnnl-dev >/dev/null
 fi
 
+# The Python environment of every helper: the venv $DNNL_QUANT_CACHE/venv with
+# Models/requirements.txt (Models/python_env.sh). It exports PYTHON, which the Swift tests run
+# their Python helpers with (PTQAcceptanceTests).
+if ! source Models/python_env.sh; then
+  if [ "${DNNL_QUANT_REQUIRE_MODELS:-0}" = 1 ]; then
+    echo "Models/python_env.sh failed (DNNL_QUANT_REQUIRE_MODELS=1)" >&2
+    exit 1
+  fi
+  echo "warning: Models/python_env.sh failed; tests that need Python will skip or fail" >&2
+fi
+export PYTHON
+
 # Real models, the small test set of RealModelTests and the PTQ acceptance sets of
 # PTQAcceptanceTests (cached outside the repository; a no-op when done). Without them those
 # tests skip, unless DNNL_QUANT_REQUIRE_MODELS=1 (CI) fails them.

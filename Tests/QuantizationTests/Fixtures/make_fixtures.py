@@ -25,7 +25,15 @@ Malformed inputs:
   bad_member.npz     np.savez with good = u8 (5,) and bad = float64 (2,)
 """
 import os
+import sys
 import zipfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "Models"))
+sys.dont_write_bytecode = True  # no __pycache__ in the repository
+import use_venv  # noqa: E402  (Models/use_venv.py)
+
+if __name__ == "__main__":
+    use_venv.ensure()  # re-executes with $PYTHON, the project's venv (Models/python_env.sh)
 
 import numpy as np
 from numpy.lib import format as npformat

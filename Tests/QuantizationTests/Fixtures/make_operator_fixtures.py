@@ -19,7 +19,15 @@ files small (~300 KB): tensors of a few hundred elements. The Swift tests never 
 """
 import json
 import os
+import sys
 import zlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "Models"))
+sys.dont_write_bytecode = True  # no __pycache__ in the repository
+import use_venv  # noqa: E402  (Models/use_venv.py)
+
+if __name__ == "__main__":
+    use_venv.ensure()  # re-executes with $PYTHON, the project's venv (Models/python_env.sh)
 
 import numpy as np
 import onnx
