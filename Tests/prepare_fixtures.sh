@@ -7,9 +7,12 @@
 #
 # 1. Debian packages make_data.py renders with (fonts, word list, ALSA clips), when missing.
 # 2. The project's venv, $DNNL_QUANT_CACHE/venv (Models/python_env.sh: exports PYTHON), with
-#    Models/requirements.txt, installed when an import check fails. A failed install fails this
-#    script.
+#    Models/requirements.txt and Models/requirements-paddle.txt, installed when an import check
+#    fails. A failed install (e.g. of paddlepaddle) fails this script.
 # 3. The five real models (+ the v2 character list) by Models/fetch.py.
+# 3b. The paddle2onnx-exported blocks by Models/paddle_export.py blocks, into
+#    $DNNL_QUANT_CACHE/paddle/blocks: resnet_block and mobilenetv2_block (.onnx, .input.npy,
+#    .output.npy, .calib/, .json); a few seconds (installing Paddle: about half a minute).
 # 4. A small test set by Models/make_data.py into $DNNL_QUANT_CACHE/testdata:
 #      lines/ (8, cls)  words_v4/ words_v2/ (8, rec)  pages/ (2, det)  speech/ (11, vad)
 #      scans/ (8, det)  words_v4_widths/ (v4 rec inputs of other widths: the first words
@@ -23,8 +26,8 @@
 #      eval/  (seed 0): lines/ (300)  words_v4/ (300)  pages/ (30)  scans/ (8 real images)
 #    (about 290 MB, a few seconds; make_data's words_v2 copies are not kept).
 # 7. testdata/prepared.stamp and ptqdata/prepared.stamp, holding STAMP_VERSION and a hash of
-#    this script and of the Models/ scripts it runs; when both match (and the models are there)
-#    the script does nothing.
+#    this script and of the Models/ scripts it runs; when both match (and the models and blocks
+#    are there) the script does nothing.
 #
 # Cache: $DNNL_QUANT_CACHE, default ~/.cache/swift-dnnl-quantization (as Models/fetch.py).
 set -euo pipefail
@@ -39,6 +42,8 @@ PTQ="$CACHE/ptqdata"
 PTQ_STAMP="$PTQ/prepared.stamp"
 STAMP_VERSION=2  # bump when the prepared data changes in a way the hashed files do not show
 MODELS=(ppocr_cls ppocr_v4_det ppocr_v4_rec ppocr_v2_rec ppocr_keys_v1 silero_vad)
+PADDLE_BLOCKS=(resnet_block mobilenetv2_block)
+FORCE=""; [ "${1:-}" = "--force" ] && FORCE="--force"
 
 # 2. (first: every step runs "$PYTHON") The venv with Models/requirements.txt; exports PYTHON.
 source Models/python_env.sh \
@@ -46,7 +51,8 @@ source Models/python_env.sh \
 PY="$PYTHON"
 
 KEY=v$STAMP_VERSION-$(cat "$SCRIPT" Models/fetch.py Models/make_data.py Models/reference_outputs.py \
-          Models/models.json Models/requirements.txt | sha256sum | cut -d' ' -f1)
+          Models/models.json Models/requirements.txt \
+          Models/paddle_export.py Models/requirements-paddle.txt | sha256sum | cut -d' ' -f1)
 
 # The cached path of each models.json entry (what Models/fetch.py writes), without fetching.
 declare -A MODEL_PATH
@@ -65,6 +71,7 @@ if [ "${1:-}" != "--force" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" 
    && [ -f "$PTQ_STAMP" ] && [ "$(cat "$PTQ_STAMP")" = "$KEY" ]; then
   all_there=1
   for m in "${MODELS[@]}"; do [ -f "$(model_path "$m")" ] || all_there=0; done
+  for b in "${PADDLE_BLOCKS[@]}"; do [ -f "$CACHE/paddle/blocks/$b.json" ] || all_there=0; done
   if [ "$all_there" = 1 ]; then
     echo "prepare_fixtures: up to date ($TD, $PTQ)"
     exit 0
@@ -84,10 +91,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# 2. Python packages: Models/requirements.txt is in place (above).
+# 2. Python packages: Models/requirements.txt is in place (above); Paddle's exporter too.
+if ! python_env_ensure paddle; then
+  echo "prepare_fixtures: installing Models/requirements-paddle.txt into $(dirname "$(dirname "$PY")") failed" >&2
+  exit 1
+fi
 
 # 3. Models.
 "$PY" Models/fetch.py "${MODELS[@]}" >/dev/null
+
+# 3b. paddle2onnx-exported blocks (skipped when done unless --force; prints their op counts).
+pstart=$(date +%s)
+"$PY" Models/paddle_export.py blocks $FORCE
+echo "prepare_fixtures: paddle blocks in $CACHE/paddle/blocks ($(( $(date +%s) - pstart )) s)"
 
 # 4. Data, built in a fresh folder that replaces the old one only when complete.
 NEW="$TD.new"
