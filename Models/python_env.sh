@@ -100,6 +100,7 @@ _python_env_install() {  # SET
   local stamp; stamp="$(_python_env_stamp "$1")"
   rm -f "$stamp"
   echo "python_env: installing $(basename "$req") into $venv ..." >&2
+  local t0=$SECONDS
   local pip=("$PYTHON" -m pip install -q --disable-pip-version-check)
   # Lines marked "no-deps" are installed without their declared dependencies (see the file).
   "${pip[@]}" -r <(grep -v 'no-deps' "$req") || return 1
@@ -109,7 +110,8 @@ _python_env_install() {  # SET
     "${pip[@]}" --no-deps $nodeps || return 1
   fi
   "$PYTHON" -W ignore::UserWarning -c "$(_python_env_imports "$1")" || return 1
-  sha256sum "$req" | cut -d' ' -f1 > "$stamp.tmp" && mv "$stamp.tmp" "$stamp"
+  sha256sum "$req" | cut -d' ' -f1 > "$stamp.tmp" && mv "$stamp.tmp" "$stamp" || return 1
+  echo "python_env: installed $(basename "$req") ($((SECONDS - t0)) s)" >&2
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
