@@ -3,6 +3,11 @@
 model (and onnxruntime FP32), interleaved rounds, 1 and 2 threads, batch 1.
 
   Benchmarks/compare_int8.py [--models det,rec] [--threads 1,2] [--rounds 3] [--seconds 2]
+  Benchmarks/compare_int8.py --models resnet50,mobilenet_v2     # paddle2onnx exports of the seed's CNNs
+
+Models: det, rec, cls (PP-OCR), or a paddle.vision.models name (resnet50, resnet101,
+mobilenet_v1, mobilenet_v2, vgg16, vgg19) exported by paddle2onnx (Models/paddle_export.py zoo),
+calibrated on its 8 calibration samples.
 
 - ours INT8: `dnnl-quant quantize MODEL --calibration DIR` (default settings) on the disjoint
   calibration set Benchmarks/main_job.py renders (seed 1: 8 pages for det, 32 words for rec).
@@ -47,6 +52,15 @@ def calibration_dir(gen, set_name, k):
         subprocess.run([sys.executable, os.path.join(ROOT, "Models", "make_data.py"), gen, "--count", str(k),
                         "--seed", "1", "--out", out], check=True, capture_output=True)
     return os.path.join(out, set_name)
+
+
+def zoo_model(name):
+    """The paddle2onnx export of paddle.vision.models NAME and its 8 calibration samples
+    (made by Models/paddle_export.py zoo NAME when missing)."""
+    base = os.path.join(CACHE, "paddle", "zoo", name)
+    if not os.path.exists(base + ".onnx") or not os.path.isdir(base + ".calib"):
+        subprocess.run([sys.executable, os.path.join(ROOT, "Models", "paddle_export.py"), "zoo", name], check=True)
+    return base + ".onnx", base + ".calib"
 
 
 def ort_int8(fp32, calib, out):
@@ -94,10 +108,14 @@ def main():
     threads = [int(t) for t in a.threads.split(",")]
     results, setup = {}, {}
     tmp = tempfile.mkdtemp(prefix="compare_int8_")
+    os.makedirs(os.path.join(CACHE, "mainjob"), exist_ok=True)
     for name in a.models.split(","):
-        entry, set_name, gen, k = MODELS[name]
-        fp32 = co.model_path(entry)
-        calib = calibration_dir(gen, set_name, k)
+        if name in MODELS:
+            entry, set_name, gen, k = MODELS[name]
+            fp32 = co.model_path(entry)
+            calib = calibration_dir(gen, set_name, k)
+        else:  # the seed's CNNs as paddle2onnx exports them (Models/paddle_export.py zoo NAME)
+            fp32, calib = zoo_model(name)
         ours8 = os.path.join(CACHE, "mainjob", f"{name}_int8_default.onnx")
         subprocess.run([binary, "quantize", fp32, "--calibration", calib, "--output", ours8], check=True, capture_output=True)
         ort8, nconv = ort_int8(fp32, calib, os.path.join(CACHE, "mainjob", f"{name}_ort_int8.onnx"))
