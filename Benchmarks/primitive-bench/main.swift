@@ -88,7 +88,9 @@ for threads in [1, 2] {
             qs.append(try time(q, stream, seconds: seconds))
         }
         let fm = fs.sorted()[rounds / 2], qm = qs.sorted()[rounds / 2]
-        print(String(format: "| %@ | %d | %.3f | %.3f | %.2fx | %.1f | %.1f | %@ |", l.name, threads,
-                     fm, qm, fm / qm, l.macs / fm / 1e6, l.macs / qm / 1e6, q.impl))
+        print(
+            String(
+                format: "| %@ | %d | %.3f | %.3f | %.2fx | %.1f | %.1f | %@ |", l.name, threads,
+                fm, qm, fm / qm, l.macs / fm / 1e6, l.macs / qm / 1e6, q.impl))
     }
 }

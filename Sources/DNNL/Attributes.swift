@@ -26,19 +26,25 @@ public final class PostOps {
     /// the destination buffer held before the primitive ran (read as `dataType`, default the
     /// dst's type). With an s8 residual into a u8 dst, pass `dataType: .s8` (same size only).
     /// - Throws: `DNNLError` from `dnnl_post_ops_append_sum_v3`.
-    public func appendSum(scale: Float = 1, zeroPoint: Int32 = 0,
-                          dataType: DataType = .undefined) throws(DNNLError) {
-        try check(dnnl_post_ops_append_sum_v3(handle, scale, zeroPoint, dataType.raw),
-                  "dnnl_post_ops_append_sum_v3",
-                  "sum scale \(scale) zero point \(zeroPoint) \(dataType)")
+    public func appendSum(
+        scale: Float = 1, zeroPoint: Int32 = 0,
+        dataType: DataType = .undefined
+    ) throws(DNNLError) {
+        try check(
+            dnnl_post_ops_append_sum_v3(handle, scale, zeroPoint, dataType.raw),
+            "dnnl_post_ops_append_sum_v3",
+            "sum scale \(scale) zero point \(zeroPoint) \(dataType)")
     }
 
     /// Appends `scale * f(x; alpha, beta)`.
     /// - Throws: `DNNLError` from `dnnl_post_ops_append_eltwise`.
-    public func appendEltwise(_ algorithm: EltwiseAlgorithm, alpha: Float = 0, beta: Float = 0,
-                              scale: Float = 1) throws(DNNLError) {
-        try check(dnnl_post_ops_append_eltwise(handle, scale, algorithm.raw, alpha, beta),
-                  "dnnl_post_ops_append_eltwise", "\(algorithm) alpha \(alpha) beta \(beta)")
+    public func appendEltwise(
+        _ algorithm: EltwiseAlgorithm, alpha: Float = 0, beta: Float = 0,
+        scale: Float = 1
+    ) throws(DNNLError) {
+        try check(
+            dnnl_post_ops_append_eltwise(handle, scale, algorithm.raw, alpha, beta),
+            "dnnl_post_ops_append_eltwise", "\(algorithm) alpha \(alpha) beta \(beta)")
     }
 
     /// Appends `x op src1`, src1 broadcast to the dst dims. At execution pass src1 as
@@ -46,12 +52,15 @@ public final class PostOps {
     /// - Returns: the post-op's index in the chain.
     /// - Throws: `DNNLError` from `dnnl_post_ops_append_binary`.
     @discardableResult
-    public func appendBinary(_ algorithm: BinaryAlgorithm,
-                             src1: MemoryDescriptor) throws(DNNLError) -> Int {
+    public func appendBinary(
+        _ algorithm: BinaryAlgorithm,
+        src1: MemoryDescriptor
+    ) throws(DNNLError) -> Int {
         var md = src1.raw
         let index = count
-        try check(dnnl_post_ops_append_binary(handle, algorithm.raw, &md),
-                  "dnnl_post_ops_append_binary", "\(algorithm) src1 \(src1)")
+        try check(
+            dnnl_post_ops_append_binary(handle, algorithm.raw, &md),
+            "dnnl_post_ops_append_binary", "\(algorithm) src1 \(src1)")
         binarySources.append((index, src1))
         return index
     }
@@ -74,8 +83,9 @@ public final class PrimitiveAttributes {
         var h: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&h), "dnnl_primitive_attr_create")
         handle = h!
-        try check(dnnl_primitive_attr_set_scratchpad_mode(handle, dnnl_scratchpad_mode_user),
-                  "dnnl_primitive_attr_set_scratchpad_mode")
+        try check(
+            dnnl_primitive_attr_set_scratchpad_mode(handle, dnnl_scratchpad_mode_user),
+            "dnnl_primitive_attr_set_scratchpad_mode")
     }
 
     deinit { dnnl_primitive_attr_destroy(handle) }
@@ -85,8 +95,9 @@ public final class PrimitiveAttributes {
     /// channel, OC over all groups), matmul `1 << (rank-1)`, reorder any.
     /// - Throws: `DNNLError` from `dnnl_primitive_attr_set_output_scales`.
     public func setOutputScales(_ scales: [Float], mask: Int32 = 0) throws(DNNLError) {
-        try check(dnnl_primitive_attr_set_output_scales(handle, dnnl_dim_t(scales.count), mask, scales),
-                  "dnnl_primitive_attr_set_output_scales", "\(scales.count) scales mask \(mask)")
+        try check(
+            dnnl_primitive_attr_set_output_scales(handle, dnnl_dim_t(scales.count), mask, scales),
+            "dnnl_primitive_attr_set_output_scales", "\(scales.count) scales mask \(mask)")
     }
 
     /// Output scales given at execution time (`DNNL_RUNTIME_F32_VAL`), passed as
@@ -94,60 +105,72 @@ public final class PrimitiveAttributes {
     /// reorder only in 2.6.
     public func setRuntimeOutputScales(count: Int, mask: Int32) throws(DNNLError) {
         let values = [Float](repeating: cdnnl_runtime_f32_val(), count: count)
-        try check(dnnl_primitive_attr_set_output_scales(handle, dnnl_dim_t(count), mask, values),
-                  "dnnl_primitive_attr_set_output_scales", "runtime \(count) scales mask \(mask)")
+        try check(
+            dnnl_primitive_attr_set_output_scales(handle, dnnl_dim_t(count), mask, values),
+            "dnnl_primitive_attr_set_output_scales", "runtime \(count) scales mask \(mask)")
     }
 
     /// Scales of one source argument (binary `src0`/`src1` only in 2.6, mask 0, and not
     /// together with output scales).
     /// - Throws: `DNNLError` from `dnnl_primitive_attr_set_scales`.
     public func setScales(_ scales: [Float], for arg: ExecArg, mask: Int32 = 0) throws(DNNLError) {
-        try check(dnnl_primitive_attr_set_scales(handle, arg.rawValue, dnnl_dim_t(scales.count), mask, scales),
-                  "dnnl_primitive_attr_set_scales", "\(arg) \(scales.count) scales mask \(mask)")
+        try check(
+            dnnl_primitive_attr_set_scales(handle, arg.rawValue, dnnl_dim_t(scales.count), mask, scales),
+            "dnnl_primitive_attr_set_scales", "\(arg) \(scales.count) scales mask \(mask)")
     }
 
     /// Zero points of `arg`: the real value is `scale * (q - zeroPoint)`. Conv src/dst
     /// (mask 0), matmul src/weights/dst, reorder.
     /// - Throws: `DNNLError` from `dnnl_primitive_attr_set_zero_points`.
-    public func setZeroPoints(_ zeroPoints: [Int32], for arg: ExecArg,
-                              mask: Int32 = 0) throws(DNNLError) {
-        try check(dnnl_primitive_attr_set_zero_points(handle, arg.rawValue, dnnl_dim_t(zeroPoints.count),
-                                                      mask, zeroPoints),
-                  "dnnl_primitive_attr_set_zero_points",
-                  "\(arg) \(zeroPoints.count) zero points mask \(mask)")
+    public func setZeroPoints(
+        _ zeroPoints: [Int32], for arg: ExecArg,
+        mask: Int32 = 0
+    ) throws(DNNLError) {
+        try check(
+            dnnl_primitive_attr_set_zero_points(
+                handle, arg.rawValue, dnnl_dim_t(zeroPoints.count),
+                mask, zeroPoints),
+            "dnnl_primitive_attr_set_zero_points",
+            "\(arg) \(zeroPoints.count) zero points mask \(mask)")
     }
 
     /// Zero points given at execution time (`DNNL_RUNTIME_S32_VAL`), passed as
     /// `ExecArg.attrZeroPoints(arg)` (s32 memory).
-    public func setRuntimeZeroPoints(for arg: ExecArg, count: Int = 1,
-                                     mask: Int32 = 0) throws(DNNLError) {
+    public func setRuntimeZeroPoints(
+        for arg: ExecArg, count: Int = 1,
+        mask: Int32 = 0
+    ) throws(DNNLError) {
         let values = [Int32](repeating: cdnnl_runtime_s32_val(), count: count)
-        try check(dnnl_primitive_attr_set_zero_points(handle, arg.rawValue, dnnl_dim_t(count), mask, values),
-                  "dnnl_primitive_attr_set_zero_points", "runtime \(arg)")
+        try check(
+            dnnl_primitive_attr_set_zero_points(handle, arg.rawValue, dnnl_dim_t(count), mask, values),
+            "dnnl_primitive_attr_set_zero_points", "runtime \(arg)")
     }
 
     /// Sets the post-op chain.
     /// - Throws: `DNNLError` from `dnnl_primitive_attr_set_post_ops`.
     public func setPostOps(_ postOps: PostOps) throws(DNNLError) {
-        try check(dnnl_primitive_attr_set_post_ops(handle, postOps.handle),
-                  "dnnl_primitive_attr_set_post_ops", "\(postOps.count) post-ops")
+        try check(
+            dnnl_primitive_attr_set_post_ops(handle, postOps.handle),
+            "dnnl_primitive_attr_set_post_ops", "\(postOps.count) post-ops")
         self.postOps = postOps
     }
 
     /// RNN data quantization: `u8 = scale * x + shift` for src/dst layer and iter (one pair).
     /// - Throws: `DNNLError` from `dnnl_primitive_attr_set_rnn_data_qparams`.
     public func setRNNDataQuantization(scale: Float, shift: Float) throws(DNNLError) {
-        try check(dnnl_primitive_attr_set_rnn_data_qparams(handle, scale, shift),
-                  "dnnl_primitive_attr_set_rnn_data_qparams", "scale \(scale) shift \(shift)")
+        try check(
+            dnnl_primitive_attr_set_rnn_data_qparams(handle, scale, shift),
+            "dnnl_primitive_attr_set_rnn_data_qparams", "scale \(scale) shift \(shift)")
     }
 
     /// RNN weight scales over `ldigo`: mask 0 (one scale) or 24 (per gate x output channel).
     /// Both the primitive and the weights reorder need these attributes.
     /// - Throws: `DNNLError` from `dnnl_primitive_attr_set_rnn_weights_qparams`.
     public func setRNNWeightsQuantization(scales: [Float], mask: Int32) throws(DNNLError) {
-        try check(dnnl_primitive_attr_set_rnn_weights_qparams(handle, dnnl_dim_t(scales.count), mask, scales),
-                  "dnnl_primitive_attr_set_rnn_weights_qparams",
-                  "\(scales.count) scales mask \(mask)")
+        try check(
+            dnnl_primitive_attr_set_rnn_weights_qparams(handle, dnnl_dim_t(scales.count), mask, scales),
+            "dnnl_primitive_attr_set_rnn_weights_qparams",
+            "\(scales.count) scales mask \(mask)")
     }
 }
 

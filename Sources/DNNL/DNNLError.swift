@@ -7,7 +7,7 @@ import CDNNL
 /// `dnnl_primitive_desc_create failed: unimplemented. convolution src [1,3,8,8] u8 ...`.
 /// `unimplemented` is an answer, not a bug: callers such as the quantization passes catch it,
 /// keep the node in FP32 and record why (`isUnimplemented`).
-public struct DNNLError: Error, CustomStringConvertible, Sendable {
+public struct DNNLError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The raw status returned by oneDNN.
     public let status: dnnl_status_t
     /// The C function that failed, e.g. `"dnnl_engine_create"`.
@@ -32,6 +32,20 @@ public struct DNNLError: Error, CustomStringConvertible, Sendable {
             ? "\(call) failed: \(statusName)"
             : "\(call) failed: \(statusName). \(context)"
     }
+}
+
+/// The handle a successful C call wrote. oneDNN writes one whenever it returns
+/// `dnnl_success`; a missing handle (a oneDNN bug) is reported as `dnnl_runtime_error` from
+/// `call` instead of trapping.
+@inline(__always)
+func created<Handle>(
+    _ handle: Handle?, _ call: String, _ context: @autoclosure () -> String = ""
+) throws(DNNLError) -> Handle {
+    guard let handle else {
+        throw DNNLError(status: dnnl_runtime_error, call: call,
+                        context: "returned success without a handle. \(context())")
+    }
+    return handle
 }
 
 /// Throws a `DNNLError` unless `status` is `dnnl_success`.

@@ -11,8 +11,9 @@ public final class Engine: @unchecked Sendable {
     /// - Throws: `DNNLError` from `dnnl_engine_create`.
     public init(cpuIndex: Int = 0) throws(DNNLError) {
         var h: dnnl_engine_t?
-        try check(dnnl_engine_create(&h, dnnl_cpu, cpuIndex), "dnnl_engine_create",
-                  "cpu engine \(cpuIndex)")
+        try check(
+            dnnl_engine_create(&h, dnnl_cpu, cpuIndex), "dnnl_engine_create",
+            "cpu engine \(cpuIndex)")
         handle = h!
     }
 
@@ -36,8 +37,9 @@ public final class Stream {
     /// - Throws: `DNNLError` from `dnnl_stream_create`.
     public init(engine: Engine = .cpu) throws(DNNLError) {
         var h: dnnl_stream_t?
-        try check(dnnl_stream_create(&h, engine.handle, dnnl_stream_default_flags.rawValue),
-                  "dnnl_stream_create")
+        try check(
+            dnnl_stream_create(&h, engine.handle, dnnl_stream_default_flags.rawValue),
+            "dnnl_stream_create")
         handle = h!
         self.engine = engine
     }

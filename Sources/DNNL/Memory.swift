@@ -17,8 +17,9 @@ public final class Memory {
     public init(_ descriptor: MemoryDescriptor, engine: Engine = .cpu) throws(DNNLError) {
         var h: dnnl_memory_t?
         var md = descriptor.raw
-        try check(dnnl_memory_create(&h, &md, engine.handle, cdnnl_memory_allocate()),
-                  "dnnl_memory_create", "\(descriptor)")
+        try check(
+            dnnl_memory_create(&h, &md, engine.handle, cdnnl_memory_allocate()),
+            "dnnl_memory_create", "\(descriptor)")
         handle = h!
         self.descriptor = descriptor
         self.engine = engine
@@ -27,12 +28,15 @@ public final class Memory {
     /// A memory over a caller's buffer of at least `descriptor.byteCount` bytes.
     /// - Parameter owner: an object that keeps the buffer alive (held by this memory).
     /// - Throws: `DNNLError` from `dnnl_memory_create`.
-    public init(_ descriptor: MemoryDescriptor, engine: Engine = .cpu,
-                buffer: UnsafeMutableRawPointer, owner: AnyObject?) throws(DNNLError) {
+    public init(
+        _ descriptor: MemoryDescriptor, engine: Engine = .cpu,
+        buffer: UnsafeMutableRawPointer, owner: AnyObject?
+    ) throws(DNNLError) {
         var h: dnnl_memory_t?
         var md = descriptor.raw
-        try check(dnnl_memory_create(&h, &md, engine.handle, buffer),
-                  "dnnl_memory_create", "\(descriptor) over a caller's buffer")
+        try check(
+            dnnl_memory_create(&h, &md, engine.handle, buffer),
+            "dnnl_memory_create", "\(descriptor) over a caller's buffer")
         handle = h!
         self.descriptor = descriptor
         self.engine = engine
@@ -51,8 +55,9 @@ public final class Memory {
     /// Points this memory at another buffer of at least `descriptor.byteCount` bytes.
     /// - Throws: `DNNLError` from `dnnl_memory_set_data_handle`.
     public func setDataPointer(_ buffer: UnsafeMutableRawPointer, owner: AnyObject?) throws(DNNLError) {
-        try check(dnnl_memory_set_data_handle(handle, buffer), "dnnl_memory_set_data_handle",
-                  "\(descriptor)")
+        try check(
+            dnnl_memory_set_data_handle(handle, buffer), "dnnl_memory_set_data_handle",
+            "\(descriptor)")
         self.owner = owner
     }
 
@@ -61,8 +66,9 @@ public final class Memory {
 
     /// Copies `values` into the buffer (a plain layout of exactly that many elements).
     public func write<T: BitwiseCopyable>(_ values: [T]) {
-        precondition(values.count * MemoryLayout<T>.stride == byteCount,
-                     "writing \(values.count) x \(T.self) into \(descriptor) (\(byteCount) bytes)")
+        precondition(
+            values.count * MemoryLayout<T>.stride == byteCount,
+            "writing \(values.count) x \(T.self) into \(descriptor) (\(byteCount) bytes)")
         values.withUnsafeBytes { dataPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
     }
 

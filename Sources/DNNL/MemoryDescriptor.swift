@@ -38,14 +38,16 @@ public struct MemoryDescriptor: @unchecked Sendable, CustomStringConvertible {
     /// - Throws: `DNNLError` from `dnnl_memory_desc_init_by_tag` (bad dims or rank).
     public init(dims: [Int], dataType: DataType, tag: FormatTag? = nil) throws(DNNLError) {
         guard !dims.isEmpty, dims.count <= maxRank else {
-            throw DNNLError(status: dnnl_invalid_arguments, call: "dnnl_memory_desc_init_by_tag",
-                            context: "rank \(dims.count) of dims \(dims) is outside 1...\(maxRank)")
+            throw DNNLError(
+                status: dnnl_invalid_arguments, call: "dnnl_memory_desc_init_by_tag",
+                context: "rank \(dims.count) of dims \(dims) is outside 1...\(maxRank)")
         }
         let t = tag ?? FormatTag.plain(rank: dims.count) ?? .any
         var md = dnnl_memory_desc_t()
         let d = makeDims(dims)
-        try check(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), d, dataType.raw, t.raw),
-                  "dnnl_memory_desc_init_by_tag", "dims \(dims) \(dataType)")
+        try check(
+            dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), d, dataType.raw, t.raw),
+            "dnnl_memory_desc_init_by_tag", "dims \(dims) \(dataType)")
         raw = md
     }
 
@@ -53,15 +55,17 @@ public struct MemoryDescriptor: @unchecked Sendable, CustomStringConvertible {
     /// - Throws: `DNNLError` from `dnnl_memory_desc_init_by_strides`.
     public init(dims: [Int], dataType: DataType, strides: [Int]) throws(DNNLError) {
         guard !dims.isEmpty, dims.count <= maxRank, strides.count == dims.count else {
-            throw DNNLError(status: dnnl_invalid_arguments,
-                            call: "dnnl_memory_desc_init_by_strides",
-                            context: "dims \(dims) and strides \(strides) disagree in rank")
+            throw DNNLError(
+                status: dnnl_invalid_arguments,
+                call: "dnnl_memory_desc_init_by_strides",
+                context: "dims \(dims) and strides \(strides) disagree in rank")
         }
         var md = dnnl_memory_desc_t()
         let d = makeDims(dims)
         let s = makeDims(strides)
-        try check(dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), d, dataType.raw, s),
-                  "dnnl_memory_desc_init_by_strides", "dims \(dims) strides \(strides)")
+        try check(
+            dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), d, dataType.raw, s),
+            "dnnl_memory_desc_init_by_strides", "dims \(dims) strides \(strides)")
         raw = md
     }
 
@@ -117,9 +121,10 @@ public struct MemoryDescriptor: @unchecked Sendable, CustomStringConvertible {
         let d = makeDims(dims)
         let o = makeDims(offsets)
         var parent = raw
-        try check(dnnl_memory_desc_init_submemory(&md, &parent, d, o),
-                  "dnnl_memory_desc_init_submemory",
-                  "parent \(self.dims) sub \(dims) at \(offsets)")
+        try check(
+            dnnl_memory_desc_init_submemory(&md, &parent, d, o),
+            "dnnl_memory_desc_init_submemory",
+            "parent \(self.dims) sub \(dims) at \(offsets)")
         return MemoryDescriptor(raw: md)
     }
 
@@ -129,8 +134,9 @@ public struct MemoryDescriptor: @unchecked Sendable, CustomStringConvertible {
         var md = dnnl_memory_desc_t()
         let d = makeDims(newDims)
         var src = raw
-        try check(dnnl_memory_desc_reshape(&md, &src, Int32(newDims.count), d),
-                  "dnnl_memory_desc_reshape", "\(dims) -> \(newDims)")
+        try check(
+            dnnl_memory_desc_reshape(&md, &src, Int32(newDims.count), d),
+            "dnnl_memory_desc_reshape", "\(dims) -> \(newDims)")
         return MemoryDescriptor(raw: md)
     }
 
@@ -141,17 +147,22 @@ public struct MemoryDescriptor: @unchecked Sendable, CustomStringConvertible {
         var md = dnnl_memory_desc_t()
         var src = raw
         let perm = permutation.map(Int32.init)
-        try check(dnnl_memory_desc_permute_axes(&md, &src, perm), "dnnl_memory_desc_permute_axes",
-                  "\(dims) permutation \(permutation)")
+        try check(
+            dnnl_memory_desc_permute_axes(&md, &src, perm), "dnnl_memory_desc_permute_axes",
+            "\(dims) permutation \(permutation)")
         return MemoryDescriptor(raw: md)
     }
 
     public var description: String {
         if isZero { return "none" }
         var layout = "blocked"
-        if isFormatAny { layout = "any" }
-        else if let s = plainStrides { layout = "strides \(s)" }
-        else if raw.format_kind == dnnl_format_kind_rnn_packed { layout = "rnn_packed" }
+        if isFormatAny {
+            layout = "any"
+        } else if let s = plainStrides {
+            layout = "strides \(s)"
+        } else if raw.format_kind == dnnl_format_kind_rnn_packed {
+            layout = "rnn_packed"
+        }
         return "\(dims) \(dataType) \(layout)"
     }
 }
@@ -167,8 +178,10 @@ extension MemoryDescriptor: Equatable {
 
 /// Calls `body` with a pointer to the descriptor's C struct, or nil when absent (an optional
 /// argument such as a bias).
-func withOptionalPointer<R>(_ md: MemoryDescriptor?,
-                            _ body: (UnsafePointer<dnnl_memory_desc_t>?) -> R) -> R {
+func withOptionalPointer<R>(
+    _ md: MemoryDescriptor?,
+    _ body: (UnsafePointer<dnnl_memory_desc_t>?) -> R
+) -> R {
     guard let md else { return body(nil) }
     return withUnsafePointer(to: md.raw) { body($0) }
 }

@@ -12,8 +12,10 @@ public final class PrimitiveDescriptor {
     /// The attributes it was created with (kept: they hold binary post-op descriptors).
     public let attributes: PrimitiveAttributes
 
-    init(handle: dnnl_primitive_desc_t, engine: Engine, attributes: PrimitiveAttributes,
-         summary: String) {
+    init(
+        handle: dnnl_primitive_desc_t, engine: Engine, attributes: PrimitiveAttributes,
+        summary: String
+    ) {
         self.handle = handle
         self.engine = engine
         self.attributes = attributes
@@ -140,23 +142,26 @@ public final class Primitive {
     ///   oneDNN would read a null buffer), or from `dnnl_primitive_execute`.
     public func execute(on stream: Stream, _ args: [ExecArg: Memory]) throws(DNNLError) {
         if let missing = requiredArgs.first(where: { args[$0] == nil }) {
-            throw DNNLError(status: dnnl_invalid_arguments, call: "dnnl_primitive_execute",
-                            context: "missing argument \(missing) (\(descriptor.descriptor(for: missing))). \(descriptor.summary)")
+            throw DNNLError(
+                status: dnnl_invalid_arguments, call: "dnnl_primitive_execute",
+                context: "missing argument \(missing) (\(descriptor.descriptor(for: missing))). \(descriptor.summary)")
         }
         var list = args.map { dnnl_exec_arg_t(arg: $0.key.rawValue, memory: $0.value.handle) }
         if args[.scratchpad] == nil, scratchpadByteCount > 0 {
             if ownScratchpad == nil { ownScratchpad = try Memory(descriptor.scratchpad, engine: stream.engine) }
             list.append(dnnl_exec_arg_t(arg: ExecArg.scratchpad.rawValue, memory: ownScratchpad!.handle))
         }
-        try check(dnnl_primitive_execute(handle, stream.handle, Int32(list.count), list),
-                  "dnnl_primitive_execute", descriptor.summary)
+        try check(
+            dnnl_primitive_execute(handle, stream.handle, Int32(list.count), list),
+            "dnnl_primitive_execute", descriptor.summary)
         try withExtendedLifetime(args) { () throws(DNNLError) in try stream.wait() }
     }
 
     /// Runs the primitive with a prepared argument list (no allocation, for hot loops).
     /// The caller keeps the memories alive and includes the scratchpad.
     public func execute(on stream: Stream, prepared args: UnsafeBufferPointer<dnnl_exec_arg_t>) throws(DNNLError) {
-        try check(dnnl_primitive_execute(handle, stream.handle, Int32(args.count), args.baseAddress),
-                  "dnnl_primitive_execute", descriptor.summary)
+        try check(
+            dnnl_primitive_execute(handle, stream.handle, Int32(args.count), args.baseAddress),
+            "dnnl_primitive_execute", descriptor.summary)
     }
 }

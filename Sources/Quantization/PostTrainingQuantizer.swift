@@ -33,10 +33,12 @@ public struct PostTrainingQuantizer: Sendable {
         /// When set, the graph after each pass is written there as `NN-pass.dot` (Graphviz).
         public var dumpDirectory: URL?
 
-        public init(calibration: CalibrationMethod = .mse, weights: WeightGranularity = .perChannel,
-                    excludeNodes: Set<String> = [], excludeOpTypes: Set<String> = [], maxSamples: Int? = nil,
-                    progress: Bool = false, accuracyBudget: Double? = nil, maxFallbacks: Int = 20,
-                    analysisSamples: Int = 8) {
+        public init(
+            calibration: CalibrationMethod = .mse, weights: WeightGranularity = .perChannel,
+            excludeNodes: Set<String> = [], excludeOpTypes: Set<String> = [], maxSamples: Int? = nil,
+            progress: Bool = false, accuracyBudget: Double? = nil, maxFallbacks: Int = 20,
+            analysisSamples: Int = 8
+        ) {
             self.accuracyBudget = accuracyBudget
             self.maxFallbacks = maxFallbacks
             self.analysisSamples = analysisSamples
@@ -73,8 +75,10 @@ public struct PostTrainingQuantizer: Sendable {
     /// Calibrates on the samples `next` yields until it returns nil.
     /// - Parameter describe: names sample `i` (0-based, in the order `next` yields them) in
     ///   warnings and errors, e.g. by its file.
-    public func quantize(_ model: Model, describe: (Int) -> String = { "calibration sample \($0 + 1)" },
-                         next: () throws -> [String: Tensor]?) throws -> Result {
+    public func quantize(
+        _ model: Model, describe: (Int) -> String = { "calibration sample \($0 + 1)" },
+        next: () throws -> [String: Tensor]?
+    ) throws -> Result {
         let prepared = try prepare(model)
         // Samples with NaN or Inf inputs are left out with a warning; none left is an error.
         var index = -1
@@ -91,8 +95,10 @@ public struct PostTrainingQuantizer: Sendable {
             return nil
         }
         guard let first = try nextFinite() else {
-            throw QuantizationError(skipped.isEmpty ? "no calibration samples"
-                                    : "no usable calibration samples: \(skipped.joined(separator: "; "))")
+            throw QuantizationError(
+                skipped.isEmpty
+                    ? "no calibration samples"
+                    : "no usable calibration samples: \(skipped.joined(separator: "; "))")
         }
         let shapes = try prepared.shapes(first)
         let placement = prepared.placement(shapes: shapes, options: options)
@@ -126,28 +132,33 @@ public struct PostTrainingQuantizer: Sendable {
                 zeroWarnings.append("tensor '\(t)' was zero on every calibration sample: its scale is arbitrary; calibrate on representative data")
             }
         }
-        return try quantizeWithinBudget(model, prepared: prepared, shapes: shapes, table: table,
-                                        observed: calibrator.table(method: .minMax, unsigned: []),
-                                        samples: kept, warnings: skipped + zeroWarnings + calibrator.warnings)
+        return try quantizeWithinBudget(
+            model, prepared: prepared, shapes: shapes, table: table,
+            observed: calibrator.table(method: .minMax, unsigned: []),
+            samples: kept, warnings: skipped + zeroWarnings + calibrator.warnings)
     }
 
     /// Quantizes; with samples, measures SQNR per quantized tensor and per output, and keeps
     /// the worst units FP32 until `accuracyBudget` is met.
-    func quantizeWithinBudget(_ model: Model, prepared: Prepared, shapes: [String: [Int]], table: CalibrationTable,
-                              observed: CalibrationTable?, samples: [[String: Tensor]], warnings: [String]) throws -> Result {
+    func quantizeWithinBudget(
+        _ model: Model, prepared: Prepared, shapes: [String: [Int]], table: CalibrationTable,
+        observed: CalibrationTable?, samples: [[String: Tensor]], warnings: [String]
+    ) throws -> Result {
         var options = self.options
         var fallbacks: [String] = []
         while true {
             let placement = prepared.placement(shapes: shapes, options: options)
-            var result = try quantize(model, prepared: prepared, placement: placement, table: table, shapes: shapes,
-                                      observed: observed, warnings: warnings)
+            var result = try quantize(
+                model, prepared: prepared, placement: placement, table: table, shapes: shapes,
+                observed: observed, warnings: warnings)
             guard !samples.isEmpty else { return result }
             let sqnr = try Self.analyse(fp32: prepared, quantized: result.model, tensors: placement.tensors, samples: samples)
             result.report.tensorSQNR = sqnr.tensors
             result.report.outputSQNR = sqnr.outputs
             result.report.fallbacks = fallbacks
             guard let budget = options.accuracyBudget, let worst = sqnr.outputs.values.min(), worst < budget,
-                  fallbacks.count < options.maxFallbacks else { return result }
+                fallbacks.count < options.maxFallbacks
+            else { return result }
             // Keep FP32 the unit that loses the most accuracy itself: the largest drop from the
             // SQNR of its input to that of its output (errors accumulate, so the output SQNR
             // alone would blame the last units).
@@ -157,15 +168,19 @@ public struct PostTrainingQuantizer: Sendable {
             }
             guard let unit = candidates.max(by: { loss($0) < loss($1) }) else { return result }
             options.excludeNodes.insert(unit.anchor)
-            fallbacks.append(String(format: "%@ (loses %.1f dB, output SQNR %.1f dB; model output %.1f dB < budget %.1f dB)",
-                                    unit.anchor, loss(unit), sqnr.tensors[unit.output]!, worst, budget))
+            fallbacks.append(
+                String(
+                    format: "%@ (loses %.1f dB, output SQNR %.1f dB; model output %.1f dB < budget %.1f dB)",
+                    unit.anchor, loss(unit), sqnr.tensors[unit.output]!, worst, budget))
         }
     }
 
     /// SQNR in dB, `10 log10(sum x^2 / sum (x - y)^2)`, of each quantized tensor (its
     /// dequantized INT8 value against FP32) and of each model output, over `samples`.
-    static func analyse(fp32: Prepared, quantized: Model, tensors: [String],
-                        samples: [[String: Tensor]]) throws -> (tensors: [String: Double], outputs: [String: Double]) {
+    static func analyse(
+        fp32: Prepared, quantized: Model, tensors: [String],
+        samples: [[String: Tensor]]
+    ) throws -> (tensors: [String: Double], outputs: [String: Double]) {
         let outputs = fp32.graph.outputs.map(\.name)
         var g32 = fp32.graph, g8 = quantized.graph
         let dequantized = g8.dequantizedValues()
@@ -193,8 +208,10 @@ public struct PostTrainingQuantizer: Sendable {
             guard let sx = signal[key], let se = noise[key] else { return nil }
             return se == 0 ? 200 : 10 * log10(max(sx, 1e-30) / se)
         }
-        return (Dictionary(uniqueKeysWithValues: pairs.compactMap { p in db("t:" + p.0).map { (p.0, $0) } }),
-                Dictionary(uniqueKeysWithValues: outputs.compactMap { o in db("o:" + o).map { (o, $0) } }))
+        return (
+            Dictionary(uniqueKeysWithValues: pairs.compactMap { p in db("t:" + p.0).map { (p.0, $0) } }),
+            Dictionary(uniqueKeysWithValues: outputs.compactMap { o in db("o:" + o).map { (o, $0) } })
+        )
     }
 
     /// Quantizes with a saved calibration table (no calibration run); `sample` gives shapes.
@@ -204,7 +221,9 @@ public struct PostTrainingQuantizer: Sendable {
         let placement = prepared.placement(shapes: shapes, options: options)
         let missing = placement.tensors.filter { table.ranges[$0] == nil }
         guard missing.isEmpty else {
-            throw QuantizationError("the calibration table has no range for \(missing.count) tensors, e.g. '\(missing[0])': it was made for another model or other options")
+            throw QuantizationError(
+                "the calibration table has no range for \(missing.count) tensors, e.g. '\(missing[0])': it was made for another model or other options"
+            )
         }
         return try quantize(model, prepared: prepared, placement: placement, table: table, shapes: shapes, warnings: [])
     }
@@ -221,8 +240,9 @@ public struct PostTrainingQuantizer: Sendable {
         var manager: PassManager
 
         func shapes(_ sample: [String: Tensor]) throws -> [String: [Int]] {
-            let session = try InferenceSession(model: Model(graph: graph, opsetVersion: model.opsetVersion, source: model.source),
-                                               options: .init(optimize: false))
+            let session = try InferenceSession(
+                model: Model(graph: graph, opsetVersion: model.opsetVersion, source: model.source),
+                options: .init(optimize: false))
             return try session.valueShapes(for: sample)
         }
 
@@ -232,7 +252,9 @@ public struct PostTrainingQuantizer: Sendable {
     }
 
     func prepare(_ model: Model) throws -> Prepared {
-        if let q = model.graph.nodes.first(where: { ["QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"].contains($0.opType) }) {
+        if let q = model.graph.nodes.first(where: {
+            ["QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"].contains($0.opType)
+        }) {
             throw QuantizationError("\(model.source) is already quantized (node \(q.label)); give the FP32 model")
         }
         var manager = PassManager(dumpDirectory: options.dumpDirectory)
@@ -243,8 +265,10 @@ public struct PostTrainingQuantizer: Sendable {
         return Prepared(graph: g, analysis: analysis, model: model, manager: manager)
     }
 
-    func quantize(_ model: Model, prepared: Prepared, placement: QuantizationPlacement, table: CalibrationTable,
-                  shapes: [String: [Int]], observed: CalibrationTable? = nil, warnings: [String]) throws -> Result {
+    func quantize(
+        _ model: Model, prepared: Prepared, placement: QuantizationPlacement, table: CalibrationTable,
+        shapes: [String: [Int]], observed: CalibrationTable? = nil, warnings: [String]
+    ) throws -> Result {
         // One range per scale-propagation group: the union of its members'.
         var params: [String: QuantParams] = [:]
         for (root, members) in placement.groups {
@@ -259,8 +283,10 @@ public struct PostTrainingQuantizer: Sendable {
         }
         var g = prepared.graph
         var manager = prepared.manager
-        let reports = try manager.run(Pipelines.qdqWrite(placement: placement, params: params, opset: model.opsetVersion,
-                                                         shapes: shapes, perChannelWeights: options.weights == .perChannel), on: &g)
+        let reports = try manager.run(
+            Pipelines.qdqWrite(
+                placement: placement, params: params, opset: model.opsetVersion,
+                shapes: shapes, perChannelWeights: options.weights == .perChannel), on: &g)
         if options.dumpDirectory != nil {
             // What the INT8 engine makes of it.
             var engine = g
@@ -269,11 +295,13 @@ public struct PostTrainingQuantizer: Sendable {
         var imports = model.opsetImports
         let opset = max(13, model.opsetVersion)
         imports[""] = opset
-        let q = Model(graph: g, opsetVersion: opset, opsetImports: imports, metadata: model.metadata,
-                      producerName: "swift-dnnl-quantization", producerVersion: QuantizationLibrary.version,
-                      irVersion: max(model.irVersion, 7), source: model.source)
-        let report = QuantizationReport(method: options.calibration, placement: placement, params: params,
-                                        passes: reports, warnings: warnings, sampleCount: table.sampleCount)
+        let q = Model(
+            graph: g, opsetVersion: opset, opsetImports: imports, metadata: model.metadata,
+            producerName: "swift-dnnl-quantization", producerVersion: QuantizationLibrary.version,
+            irVersion: max(model.irVersion, 7), source: model.source)
+        let report = QuantizationReport(
+            method: options.calibration, placement: placement, params: params,
+            passes: reports, warnings: warnings, sampleCount: table.sampleCount)
         return Result(model: q, table: table, report: report)
     }
 
@@ -345,8 +373,10 @@ public struct QuantizationReport: Sendable, CustomStringConvertible {
     /// Units kept FP32 to meet the accuracy budget, with the reason.
     public var fallbacks: [String] = []
 
-    init(method: CalibrationMethod, placement: QuantizationPlacement, params: [String: QuantParams],
-         passes: [PassReport], warnings: [String], sampleCount: Int) {
+    init(
+        method: CalibrationMethod, placement: QuantizationPlacement, params: [String: QuantParams],
+        passes: [PassReport], warnings: [String], sampleCount: Int
+    ) {
         self.method = method
         self.sampleCount = sampleCount
         self.passes = passes
@@ -356,8 +386,10 @@ public struct QuantizationReport: Sendable, CustomStringConvertible {
         }
         var n: [NodeEntry] = []
         for u in placement.units {
-            n.append(NodeEntry(node: u.anchor, precision: "int8", reason: u.nodes.count > 1 ? "fused with \(u.nodes.dropFirst().joined(separator: ", "))" : nil,
-                               opType: u.opType, weightShape: u.weightShape))
+            n.append(
+                NodeEntry(
+                    node: u.anchor, precision: "int8", reason: u.nodes.count > 1 ? "fused with \(u.nodes.dropFirst().joined(separator: ", "))" : nil,
+                    opType: u.opType, weightShape: u.weightShape))
         }
         for p in placement.passThrough { n.append(NodeEntry(node: p, precision: "int8", reason: "passes int8 through")) }
         for b in placement.binaries { n.append(NodeEntry(node: b, precision: "int8", reason: "int8 binary")) }
@@ -369,7 +401,9 @@ public struct QuantizationReport: Sendable, CustomStringConvertible {
 
     public var description: String {
         let int8 = nodes.filter { $0.precision == "int8" }.count
-        var lines = ["quantization: \(method), \(sampleCount) calibration samples, \(int8) nodes INT8, \(nodes.count - int8) FP32, \(tensors.count) tensors quantized"]
+        var lines = [
+            "quantization: \(method), \(sampleCount) calibration samples, \(int8) nodes INT8, \(nodes.count - int8) FP32, \(tensors.count) tensors quantized"
+        ]
         for w in warnings { lines.append("warning: \(w)") }
         for (k, v) in outputSQNR.sorted(by: { $0.key < $1.key }) { lines.append(String(format: "output %@: SQNR %.1f dB vs FP32", k, v)) }
         for f in fallbacks { lines.append("kept FP32 for the accuracy budget: \(f)") }
@@ -386,9 +420,10 @@ public struct QuantizationReport: Sendable, CustomStringConvertible {
             var passes: [String: [String]]; var warnings: [String]; var outputSQNR: [String: Double]
             var tensorSQNR: [String: Double]; var fallbacks: [String]
         }
-        let doc = Doc(method: method.description, samples: sampleCount, nodes: nodes, tensors: tensors,
-                      passes: Dictionary(passes.map { ($0.pass, $0.applied + $0.skipped.map { "skipped: " + $0 }) }, uniquingKeysWith: { $0 + $1 }),
-                      warnings: warnings, outputSQNR: outputSQNR, tensorSQNR: tensorSQNR, fallbacks: fallbacks)
+        let doc = Doc(
+            method: method.description, samples: sampleCount, nodes: nodes, tensors: tensors,
+            passes: Dictionary(passes.map { ($0.pass, $0.applied + $0.skipped.map { "skipped: " + $0 }) }, uniquingKeysWith: { $0 + $1 }),
+            warnings: warnings, outputSQNR: outputSQNR, tensorSQNR: tensorSQNR, fallbacks: fallbacks)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try enc.encode(doc)

@@ -50,8 +50,10 @@ public struct PrimitiveHarness {
     ///   - inputs: plain memories by argument; reordered into `pd.descriptor(for:)` when that
     ///     differs.
     ///   - output: the plain memory to receive `.dst` (or `outputArg`).
-    public func run(_ pd: PrimitiveDescriptor, inputs: [ExecArg: Memory], outputs: [ExecArg: Memory],
-                    reorderAttributes: [ExecArg: PrimitiveAttributes] = [:]) throws {
+    public func run(
+        _ pd: PrimitiveDescriptor, inputs: [ExecArg: Memory], outputs: [ExecArg: Memory],
+        reorderAttributes: [ExecArg: PrimitiveAttributes] = [:]
+    ) throws {
         var args: [ExecArg: Memory] = [:]
         for (arg, plain) in inputs {
             let want = pd.descriptor(for: arg)

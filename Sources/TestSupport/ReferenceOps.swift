@@ -36,8 +36,10 @@ extension Reference {
     /// Batched matmul with broadcasting: a `[..., M, K]`, b `[..., K, N]` (same rank, batch
     /// dims equal or 1), optional bias of the dst's rank (dims equal or 1).
     /// - Returns: dst `[..., M, N]` with broadcast batch dims, and its dims.
-    public static func matmul(_ a: [Double], aDims: [Int], _ b: [Double], bDims: [Int],
-                              bias: [Double]? = nil, biasDims: [Int]? = nil) -> (values: [Double], dims: [Int]) {
+    public static func matmul(
+        _ a: [Double], aDims: [Int], _ b: [Double], bDims: [Int],
+        bias: [Double]? = nil, biasDims: [Int]? = nil
+    ) -> (values: [Double], dims: [Int]) {
         let r = aDims.count
         let m = aDims[r - 2], k = aDims[r - 1], n = bDims[r - 1]
         var dDims = (0..<(r - 2)).map { max(aDims[$0], bDims[$0]) }
@@ -50,7 +52,8 @@ extension Reference {
             var ca = c, cb = c
             for kk in 0..<k {
                 ca[r - 1] = kk; cb[r - 2] = kk; cb[r - 1] = c[r - 1]
-                acc += a[broadcastIndex(ca, dims: aDims, strides: sa)]
+                acc +=
+                    a[broadcastIndex(ca, dims: aDims, strides: sa)]
                     * b[broadcastIndex(cb, dims: bDims, strides: sb)]
             }
             if let bias, let biasDims {
@@ -63,15 +66,19 @@ extension Reference {
     }
 
     /// Inner product: src `[N, K]` (flattened), weights `[OC, K]`, bias `[OC]` -> `[N, OC]`.
-    public static func innerProduct(_ src: [Double], n: Int, _ weights: [Double], oc: Int,
-                                    bias: [Double]?) -> [Double] {
+    public static func innerProduct(
+        _ src: [Double], n: Int, _ weights: [Double], oc: Int,
+        bias: [Double]?
+    ) -> [Double] {
         let k = src.count / n
         var dst = [Double](repeating: 0, count: n * oc)
-        for i in 0..<n { for o in 0..<oc {
-            var acc = bias?[o] ?? 0
-            for j in 0..<k { acc += src[i * k + j] * weights[o * k + j] }
-            dst[i * oc + o] = acc
-        }}
+        for i in 0..<n {
+            for o in 0..<oc {
+                var acc = bias?[o] ?? 0
+                for j in 0..<k { acc += src[i * k + j] * weights[o * k + j] }
+                dst[i * oc + o] = acc
+            }
+        }
         return dst
     }
 
@@ -105,8 +112,10 @@ extension Reference {
     }
 
     /// `a op b` with b broadcast (same rank, dims equal or 1) to a's dims.
-    public static func binary(_ a: [Double], aDims: [Int], _ b: [Double], bDims: [Int],
-                              _ op: (Double, Double) -> Double) -> [Double] {
+    public static func binary(
+        _ a: [Double], aDims: [Int], _ b: [Double], bDims: [Int],
+        _ op: (Double, Double) -> Double
+    ) -> [Double] {
         let sb = strides(bDims)
         var out = [Double]()
         out.reserveCapacity(a.count)
@@ -122,18 +131,22 @@ extension Reference {
     public static func softmax(_ x: [Double], dims: [Int], axis: Int, log: Bool = false) -> [Double] {
         let outer = dims[..<axis].reduce(1, *), n = dims[axis], inner = dims[(axis + 1)...].reduce(1, *)
         var out = x
-        for o in 0..<outer { for i in 0..<inner {
-            let idx = (0..<n).map { (o * n + $0) * inner + i }
-            let m = idx.map { x[$0] }.max()!
-            let s = idx.map { Foundation.exp(x[$0] - m) }.reduce(0, +)
-            for j in idx { out[j] = log ? (x[j] - m - Foundation.log(s)) : Foundation.exp(x[j] - m) / s }
-        }}
+        for o in 0..<outer {
+            for i in 0..<inner {
+                let idx = (0..<n).map { (o * n + $0) * inner + i }
+                let m = idx.map { x[$0] }.max()!
+                let s = idx.map { Foundation.exp(x[$0] - m) }.reduce(0, +)
+                for j in idx { out[j] = log ? (x[j] - m - Foundation.log(s)) : Foundation.exp(x[j] - m) / s }
+            }
+        }
         return out
     }
 
     /// Layer normalization over the last dim: `(x - mean) / sqrt(var + eps) * scale + shift`.
-    public static func layerNorm(_ x: [Double], lastDim c: Int, epsilon: Double,
-                                 scale: [Double]?, shift: [Double]?) -> [Double] {
+    public static func layerNorm(
+        _ x: [Double], lastDim c: Int, epsilon: Double,
+        scale: [Double]?, shift: [Double]?
+    ) -> [Double] {
         var out = x
         for r in 0..<(x.count / c) {
             let row = x[(r * c)..<((r + 1) * c)]
@@ -148,27 +161,39 @@ extension Reference {
     }
 
     /// Batch normalization with given statistics over `[N, C, spatial...]`.
-    public static func batchNorm(_ x: [Double], n: Int, c: Int, mean: [Double], variance: [Double],
-                                 scale: [Double], shift: [Double], epsilon: Double) -> [Double] {
+    public static func batchNorm(
+        _ x: [Double], n: Int, c: Int, mean: [Double], variance: [Double],
+        scale: [Double], shift: [Double], epsilon: Double
+    ) -> [Double] {
         let inner = x.count / (n * c)
         var out = x
-        for b in 0..<n { for ch in 0..<c { for i in 0..<inner {
-            let j = (b * c + ch) * inner + i
-            out[j] = (x[j] - mean[ch]) / (variance[ch] + epsilon).squareRoot() * scale[ch] + shift[ch]
-        }}}
+        for b in 0..<n {
+            for ch in 0..<c {
+                for i in 0..<inner {
+                    let j = (b * c + ch) * inner + i
+                    out[j] = (x[j] - mean[ch]) / (variance[ch] + epsilon).squareRoot() * scale[ch] + shift[ch]
+                }
+            }
+        }
         return out
     }
 
     /// Nearest resampling `[N, C, H, W] -> [N, C, OH, OW]` with oneDNN's rule
     /// `src = floor((dst + 0.5) * in / out)` (equals ONNX asymmetric/floor for integer factors).
-    public static func resampleNearest(_ x: [Double], n: Int, c: Int, h: Int, w: Int,
-                                       oh: Int, ow: Int) -> [Double] {
+    public static func resampleNearest(
+        _ x: [Double], n: Int, c: Int, h: Int, w: Int,
+        oh: Int, ow: Int
+    ) -> [Double] {
         var out = [Double](repeating: 0, count: n * c * oh * ow)
-        for p in 0..<(n * c) { for y in 0..<oh { for xx in 0..<ow {
-            let iy = min(Int(((Double(y) + 0.5) * Double(h) / Double(oh)).rounded(.down)), h - 1)
-            let ix = min(Int(((Double(xx) + 0.5) * Double(w) / Double(ow)).rounded(.down)), w - 1)
-            out[(p * oh + y) * ow + xx] = x[(p * h + iy) * w + ix]
-        }}}
+        for p in 0..<(n * c) {
+            for y in 0..<oh {
+                for xx in 0..<ow {
+                    let iy = min(Int(((Double(y) + 0.5) * Double(h) / Double(oh)).rounded(.down)), h - 1)
+                    let ix = min(Int(((Double(xx) + 0.5) * Double(w) / Double(ow)).rounded(.down)), w - 1)
+                    out[(p * oh + y) * ow + xx] = x[(p * h + iy) * w + ix]
+                }
+            }
+        }
         return out
     }
 
@@ -186,8 +211,10 @@ extension Reference {
     }
 
     /// Quantize with round half to even and saturation: `sat(round(x * scale) + zeroPoint)`.
-    public static func quantize(_ x: Double, scale: Double, zeroPoint: Int = 0,
-                                range: ClosedRange<Int>) -> Int {
+    public static func quantize(
+        _ x: Double, scale: Double, zeroPoint: Int = 0,
+        range: ClosedRange<Int>
+    ) -> Int {
         let q = (x * scale).rounded(.toNearestOrEven) + Double(zeroPoint)
         return Int(min(max(q, Double(range.lowerBound)), Double(range.upperBound)))
     }

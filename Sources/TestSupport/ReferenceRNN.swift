@@ -19,9 +19,11 @@ extension Reference {
     ///   - x: `[T, N, SLC]`; h0 `[N, DHC]` (SIC = DHC); c0 `[N, DHC]` (LSTM).
     ///   - wl: `[SLC, G, DHC]` (ldigo with L = D = 1); wi: `[DHC, G, DHC]`; bias `[G', DHC]`.
     /// - Returns: dst layer `[T, N, DHC]`, last h and c `[N, DHC]`.
-    public static func rnn(_ cell: Cell, x: [Double], t: Int, n: Int, slc: Int, dhc: Int,
-                           h0: [Double], c0: [Double]?, wl: [Double], wi: [Double],
-                           bias: [Double]) -> (dst: [Double], h: [Double], c: [Double]) {
+    public static func rnn(
+        _ cell: Cell, x: [Double], t: Int, n: Int, slc: Int, dhc: Int,
+        h0: [Double], c0: [Double]?, wl: [Double], wi: [Double],
+        bias: [Double]
+    ) -> (dst: [Double], h: [Double], c: [Double]) {
         let g = cell.gates
         func sigmoid(_ v: Double) -> Double { 1 / (1 + Foundation.exp(-v)) }
         var h = h0
@@ -32,14 +34,16 @@ extension Reference {
             for b in 0..<n {
                 // xw[gate][j] = sum_i x[i] wl[i, gate, j]; hw likewise with h.
                 var xw = [Double](repeating: 0, count: g * dhc), hw = xw
-                for gate in 0..<g { for j in 0..<dhc {
-                    var a = 0.0
-                    for i in 0..<slc { a += x[(step * n + b) * slc + i] * wl[(i * g + gate) * dhc + j] }
-                    xw[gate * dhc + j] = a
-                    var r = 0.0
-                    for i in 0..<dhc { r += h[b * dhc + i] * wi[(i * g + gate) * dhc + j] }
-                    hw[gate * dhc + j] = r
-                }}
+                for gate in 0..<g {
+                    for j in 0..<dhc {
+                        var a = 0.0
+                        for i in 0..<slc { a += x[(step * n + b) * slc + i] * wl[(i * g + gate) * dhc + j] }
+                        xw[gate * dhc + j] = a
+                        var r = 0.0
+                        for i in 0..<dhc { r += h[b * dhc + i] * wi[(i * g + gate) * dhc + j] }
+                        hw[gate * dhc + j] = r
+                    }
+                }
                 func pre(_ gate: Int, _ j: Int) -> Double {
                     xw[gate * dhc + j] + hw[gate * dhc + j] + bias[gate * dhc + j]
                 }
@@ -60,8 +64,9 @@ extension Reference {
                             for i in 0..<dhc { rh += resetH[i] * wi[(i * g + 2) * dhc + j] }
                             o = Foundation.tanh(xw[2 * dhc + j] + rh + bias[2 * dhc + j])
                         } else {
-                            o = Foundation.tanh(xw[2 * dhc + j] + bias[2 * dhc + j]
-                                                + r * (hw[2 * dhc + j] + bias[3 * dhc + j]))
+                            o = Foundation.tanh(
+                                xw[2 * dhc + j] + bias[2 * dhc + j]
+                                    + r * (hw[2 * dhc + j] + bias[3 * dhc + j]))
                         }
                         newH[b * dhc + j] = u * h[b * dhc + j] + (1 - u) * o
                     }

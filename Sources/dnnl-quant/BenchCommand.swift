@@ -37,7 +37,11 @@ struct Bench: ParsableCommand {
             guard let shape = info.shape else { throw CLIError("input '\(info.name)' has no declared shape: give --input \(info.name)=FILE.npy") }
             var dims: [Int] = []
             for (i, d) in shape.enumerated() {
-                if let v = d.value { dims.append(v) } else if i == 0 { dims.append(batch ?? 1) } else {
+                if let v = d.value {
+                    dims.append(v)
+                } else if i == 0 {
+                    dims.append(batch ?? 1)
+                } else {
                     throw CLIError("input '\(info.name)' has dynamic dimension \(i) (\(d)): give --input \(info.name)=FILE.npy")
                 }
             }
@@ -61,9 +65,13 @@ struct Bench: ParsableCommand {
         let throughput = Double(times.count * effectiveBatch) / total
         let precision = session.precision
         if json {
-            let name = String(String(data: try JSONEncoder().encode(URL(fileURLWithPath: model).lastPathComponent), encoding: .utf8)!.dropFirst().dropLast())
-            print(String(format: "{\"model\": \"%@\", \"precision\": \"%@\", \"threads\": %d, \"batch\": %d, \"iterations\": %d, \"latency_ms\": {\"median\": %.4f, \"p90\": %.4f}, \"throughput\": %.3f}",
-                         name, precision, threads, effectiveBatch, times.count, median, p90, throughput))
+            let name = String(
+                String(data: try JSONEncoder().encode(URL(fileURLWithPath: model).lastPathComponent), encoding: .utf8)!.dropFirst().dropLast())
+            print(
+                String(
+                    format:
+                        "{\"model\": \"%@\", \"precision\": \"%@\", \"threads\": %d, \"batch\": %d, \"iterations\": %d, \"latency_ms\": {\"median\": %.4f, \"p90\": %.4f}, \"throughput\": %.3f}",
+                    name, precision, threads, effectiveBatch, times.count, median, p90, throughput))
         } else {
             print("\(model): \(precision), \(threads) thread(s), batch \(effectiveBatch)")
             print(String(format: "  %d runs: median %.3f ms, p90 %.3f ms, %.2f samples/s", times.count, median, p90, throughput))

@@ -52,8 +52,9 @@ struct Inspect: ParsableCommand {
         case .success(let all):
             do {
                 report.planInputs = m.inputs.map { ($0.name, all[$0.name]!.shape, all[$0.name]!.elementType) }
-                report.addPlan(session: session, notes: try session.nodeReport(for: all),
-                               bytes: try session.planByteCount(for: all))
+                report.addPlan(
+                    session: session, notes: try session.nodeReport(for: all),
+                    bytes: try session.planByteCount(for: all))
             } catch {
                 report.error = error.description
                 emit(report)
@@ -75,12 +76,17 @@ struct Inspect: ParsableCommand {
             var dims: [Int] = []
             var dynamic: [String] = []
             for (i, d) in shape.enumerated() {
-                if let v = d.value { dims.append(v) } else if i == 0 { dims.append(1) } else {
+                if let v = d.value {
+                    dims.append(v)
+                } else if i == 0 {
+                    dims.append(1)
+                } else {
                     dynamic.append("\(i) (\(d))")
                 }
             }
             if !dynamic.isEmpty {
-                missing.append("'\(info.name)' \(info.shapeText) has dynamic dimension\(dynamic.count > 1 ? "s" : "") \(dynamic.joined(separator: ", "))")
+                missing.append(
+                    "'\(info.name)' \(info.shapeText) has dynamic dimension\(dynamic.count > 1 ? "s" : "") \(dynamic.joined(separator: ", "))")
                 continue
             }
             do { try checkSynthesizable(info.name, dims, info.elementType ?? .f32) } catch {
@@ -205,7 +211,8 @@ struct InspectReport {
     }
 
     static func bytesText(_ b: Int) -> String {
-        b >= 1 << 20 ? String(format: "%d bytes (%.1f MiB)", b, Double(b) / 1048576)
+        b >= 1 << 20
+            ? String(format: "%d bytes (%.1f MiB)", b, Double(b) / 1048576)
             : b >= 1 << 10 ? String(format: "%d bytes (%.1f KiB)", b, Double(b) / 1024) : "\(b) bytes"
     }
 
@@ -232,7 +239,9 @@ struct InspectReport {
         for o in model.outputs { line("  \(o.name): \(o.shapeText)") }
         let w = weightCount
         line("weights: \(w.tensors) tensors, \(w.elements) values, \(Self.bytesText(w.bytes))")
-        line("operators (original graph, \(model.graph.nodes.count) nodes; Constant nodes became weights at import): " + originalOps.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
+        line(
+            "operators (original graph, \(model.graph.nodes.count) nodes; Constant nodes became weights at import): "
+                + originalOps.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
         if !passes.isEmpty || !optimizedOps.isEmpty {
             line()
             line("optimization passes:")
@@ -258,7 +267,10 @@ struct InspectReport {
             }
             line()
             let counts = precisionCounts.map { "\($0.0.rawValue == "swift" ? "Swift kernel" : $0.0.rawValue) \($0.1)" }.joined(separator: ", ")
-            line("nodes by precision: \(counts)" + (foldedNodes > 0 ? " (\(foldedNodes) more without a step of their own: shape arithmetic folded at plan time or absorbed by a neighbour)" : ""))
+            line(
+                "nodes by precision: \(counts)"
+                    + (foldedNodes > 0
+                        ? " (\(foldedNodes) more without a step of their own: shape arithmetic folded at plan time or absorbed by a neighbour)" : ""))
             let reasons = Dictionary(grouping: nodes.compactMap(\.fp32Reason), by: { $0 }).mapValues(\.count)
             for (r, c) in reasons.sorted(by: { $0.key < $1.key }) { line("why not INT8: \(r) (\(c) nodes)") }
             line("plan buffers: \(Self.bytesText(planBytes!))")
@@ -275,9 +287,10 @@ struct InspectReport {
         o["producer"] = ["name": model.producerName, "version": model.producerVersion]
         o["ir_version"] = model.irVersion
         o["opsets"] = Dictionary(uniqueKeysWithValues: opsets.map { ($0.0, $0.1) })
-        o["metadata"] = Dictionary(uniqueKeysWithValues: model.metadata.map { k, v in
-            (k, ["length": v.count, "preview": Self.metadataPreview(v)] as [String: Any])
-        })
+        o["metadata"] = Dictionary(
+            uniqueKeysWithValues: model.metadata.map { k, v in
+                (k, ["length": v.count, "preview": Self.metadataPreview(v)] as [String: Any])
+            })
         o["inputs"] = model.inputs.map(\.jsonObject)
         o["outputs"] = model.outputs.map(\.jsonObject)
         let w = weightCount
@@ -291,8 +304,10 @@ struct InspectReport {
         if let planInputs, let planBytes {
             o["plan_inputs"] = planInputs.map { ["name": $0.0, "shape": $0.1, "element_type": $0.2.rawValue] as [String: Any] }
             o["nodes"] = nodes.map { n -> [String: Any] in
-                ["node": n.node, "notes": n.notes, "precision": n.precision.rawValue,
-                 "fp32_reason": n.fp32Reason ?? NSNull()]
+                [
+                    "node": n.node, "notes": n.notes, "precision": n.precision.rawValue,
+                    "fp32_reason": n.fp32Reason ?? NSNull(),
+                ]
             }
             o["precision_counts"] = Dictionary(uniqueKeysWithValues: precisionCounts.map { ($0.0.rawValue, $0.1) })
             o["folded_nodes"] = foldedNodes

@@ -19,7 +19,10 @@ struct Quantize: ParsableCommand {
     @Option(name: .long, help: "Percentile for --method percentile (default 99.99).") var percentile: Double?
     @Option(name: .long, help: "Keep this node in FP32 (repeatable).") var exclude: [String] = []
     @Option(name: .customLong("exclude-op-type"), help: "Keep every node of this op type in FP32 (repeatable).") var excludeOpType: [String] = []
-    @Option(name: .customLong("accuracy-budget"), help: "Minimum output SQNR (dB) vs FP32 on calibration samples; the least accurate INT8 nodes fall back to FP32 until it is met.") var accuracyBudget: Double?
+    @Option(
+        name: .customLong("accuracy-budget"),
+        help: "Minimum output SQNR (dB) vs FP32 on calibration samples; the least accurate INT8 nodes fall back to FP32 until it is met.")
+    var accuracyBudget: Double?
     @Option(name: .customLong("save-calibration"), help: "Write the calibration table (JSON).") var saveCalibration: String?
     @Option(name: .customLong("load-calibration"), help: "Use a saved calibration table instead of calibrating.") var loadCalibration: String?
     @Option(name: .long, help: "Write the quantization report (JSON).") var report: String?
@@ -35,7 +38,9 @@ struct Quantize: ParsableCommand {
         }
         if dynamic { throw ValidationError("--dynamic: dynamic quantization is not supported yet; give --calibration DIR") }
         if let b = accuracyBudget, !(b > 0 && b < 200) { throw ValidationError("--accuracy-budget must be in (0, 200) dB, got \(b)") }
-        if calibration == nil && loadCalibration == nil { throw ValidationError("give --calibration DIR (or --load-calibration T.json with --calibration for one sample)") }
+        if calibration == nil && loadCalibration == nil {
+            throw ValidationError("give --calibration DIR (or --load-calibration T.json with --calibration for one sample)")
+        }
         if let m = maxSamples, m < 1 { throw ValidationError("--max-samples must be at least 1") }
     }
 
@@ -51,7 +56,8 @@ struct Quantize: ParsableCommand {
             FileHandle.standardError.write("warning: --exclude \(n): no node of that name in \(model)\n".data(using: .utf8)!)
         }
         for t in excludeOpType where !types.contains(t) {
-            FileHandle.standardError.write("warning: --exclude-op-type \(t): no node of that op type in \(model) (op types are case-sensitive, e.g. Conv)\n".data(using: .utf8)!)
+            FileHandle.standardError.write(
+                "warning: --exclude-op-type \(t): no node of that op type in \(model) (op types are case-sensitive, e.g. Conv)\n".data(using: .utf8)!)
         }
         var options = PostTrainingQuantizer.Options(
             calibration: CalibrationMethod(name: method, percentile: percentile)!, excludeNodes: Set(exclude),

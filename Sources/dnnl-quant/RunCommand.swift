@@ -17,13 +17,15 @@ func loadInputs(_ specs: [String], model: Model) throws -> [String: Tensor] {
             name = String(spec[..<eq]); path = String(spec[spec.index(after: eq)...])
         } else {
             guard model.inputs.count == 1 else {
-                throw CLIError("--input \(spec): name the input (NAME=FILE.npy); the model has inputs \(model.inputs.map(\.name).joined(separator: ", "))")
+                throw CLIError(
+                    "--input \(spec): name the input (NAME=FILE.npy); the model has inputs \(model.inputs.map(\.name).joined(separator: ", "))")
             }
             name = model.inputs[0].name; path = spec
         }
         guard feeds[name] == nil else { throw CLIError("--input \(spec): input '\(name)' is given twice") }
         guard model.inputs.contains(where: { $0.name == name }) else {
-            throw CLIError("--input \(spec): '\(name)' is not an input of \(model.source) (inputs: \(model.inputs.map(\.name).joined(separator: ", ")))")
+            throw CLIError(
+                "--input \(spec): '\(name)' is not an input of \(model.source) (inputs: \(model.inputs.map(\.name).joined(separator: ", ")))")
         }
         do { feeds[name] = try Tensor(contentsOfNPY: URL(fileURLWithPath: path)) } catch {
             throw CLIError("--input \(spec): \(error)")

@@ -5,8 +5,10 @@ import XCTest
 /// Invalid descriptors and calls throw a `DNNLError` naming the C call and the shapes; nothing
 /// crashes.
 final class DNNLErrorTests: XCTestCase {
-    func assertDNNLError(_ body: () throws -> Void, call: String, mentions: [String],
-                         file: StaticString = #filePath, line: UInt = #line) {
+    func assertDNNLError(
+        _ body: () throws -> Void, call: String, mentions: [String],
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         do {
             try body()
             XCTFail("expected a DNNLError from \(call)", file: file, line: line)
@@ -21,24 +23,26 @@ final class DNNLErrorTests: XCTestCase {
     }
 
     func testMismatchedConvolutionChannels() {
-        assertDNNLError({
-            _ = try PrimitiveDescriptor.convolutionForward(
-                src: MemoryDescriptor(dims: [1, 3, 8, 8], dataType: .f32),
-                weights: MemoryDescriptor(dims: [4, 5, 3, 3], dataType: .f32), bias: nil,
-                dst: MemoryDescriptor(dims: [1, 4, 6, 6], dataType: .f32),
-                strides: [1, 1], paddingL: [0, 0], paddingR: [0, 0])
-        }, call: "dnnl_dilated_convolution_forward_desc_init",
-           mentions: ["invalid_arguments", "[1, 3, 8, 8]", "[4, 5, 3, 3]", "convolution"])
+        assertDNNLError(
+            {
+                _ = try PrimitiveDescriptor.convolutionForward(
+                    src: MemoryDescriptor(dims: [1, 3, 8, 8], dataType: .f32),
+                    weights: MemoryDescriptor(dims: [4, 5, 3, 3], dataType: .f32), bias: nil,
+                    dst: MemoryDescriptor(dims: [1, 4, 6, 6], dataType: .f32),
+                    strides: [1, 1], paddingL: [0, 0], paddingR: [0, 0])
+            }, call: "dnnl_dilated_convolution_forward_desc_init",
+            mentions: ["invalid_arguments", "[1, 3, 8, 8]", "[4, 5, 3, 3]", "convolution"])
     }
 
     func testWrongNumberOfStrides() {
-        assertDNNLError({
-            _ = try PrimitiveDescriptor.convolutionForward(
-                src: MemoryDescriptor(dims: [1, 3, 8, 8], dataType: .f32),
-                weights: MemoryDescriptor(dims: [4, 3, 3, 3], dataType: .f32), bias: nil,
-                dst: MemoryDescriptor(dims: [1, 4, 6, 6], dataType: .f32),
-                strides: [1], paddingL: [0, 0], paddingR: [0, 0])
-        }, call: "dnnl_dilated_convolution_forward_desc_init", mentions: ["strides [1] needs 2 values"])
+        assertDNNLError(
+            {
+                _ = try PrimitiveDescriptor.convolutionForward(
+                    src: MemoryDescriptor(dims: [1, 3, 8, 8], dataType: .f32),
+                    weights: MemoryDescriptor(dims: [4, 3, 3, 3], dataType: .f32), bias: nil,
+                    dst: MemoryDescriptor(dims: [1, 4, 6, 6], dataType: .f32),
+                    strides: [1], paddingL: [0, 0], paddingR: [0, 0])
+            }, call: "dnnl_dilated_convolution_forward_desc_init", mentions: ["strides [1] needs 2 values"])
     }
 
     func testMatmulRejectsU8Weights() {
@@ -56,19 +60,24 @@ final class DNNLErrorTests: XCTestCase {
     }
 
     func testReorderBetweenDifferentDims() {
-        assertDNNLError({
-            _ = try PrimitiveDescriptor.reorder(src: MemoryDescriptor(dims: [2, 3], dataType: .f32),
-                                                dst: MemoryDescriptor(dims: [3, 2], dataType: .f32))
-        }, call: "dnnl_reorder_primitive_desc_create", mentions: ["[2, 3]", "[3, 2]"])
+        assertDNNLError(
+            {
+                _ = try PrimitiveDescriptor.reorder(
+                    src: MemoryDescriptor(dims: [2, 3], dataType: .f32),
+                    dst: MemoryDescriptor(dims: [3, 2], dataType: .f32))
+            }, call: "dnnl_reorder_primitive_desc_create", mentions: ["[2, 3]", "[3, 2]"])
     }
 
     func testBadRank() {
-        assertDNNLError({ _ = try MemoryDescriptor(dims: [], dataType: .f32) },
-                        call: "dnnl_memory_desc_init_by_tag", mentions: ["rank 0"])
-        assertDNNLError({ _ = try MemoryDescriptor(dims: Array(repeating: 1, count: 13), dataType: .f32) },
-                        call: "dnnl_memory_desc_init_by_tag", mentions: ["rank 13"])
-        assertDNNLError({ _ = try MemoryDescriptor(dims: [2, -5], dataType: .f32) },
-                        call: "dnnl_memory_desc_init_by_tag", mentions: ["[2, -5]"])
+        assertDNNLError(
+            { _ = try MemoryDescriptor(dims: [], dataType: .f32) },
+            call: "dnnl_memory_desc_init_by_tag", mentions: ["rank 0"])
+        assertDNNLError(
+            { _ = try MemoryDescriptor(dims: Array(repeating: 1, count: 13), dataType: .f32) },
+            call: "dnnl_memory_desc_init_by_tag", mentions: ["rank 13"])
+        assertDNNLError(
+            { _ = try MemoryDescriptor(dims: [2, -5], dataType: .f32) },
+            call: "dnnl_memory_desc_init_by_tag", mentions: ["[2, -5]"])
     }
 
     func testMissingExecutionArgument() throws {
@@ -77,16 +86,18 @@ final class DNNLErrorTests: XCTestCase {
             weights: MemoryDescriptor(dims: [4, 8], dataType: .f32), bias: nil,
             dst: MemoryDescriptor(dims: [2, 4], dataType: .f32))
         let p = try pd.makePrimitive()
-        assertDNNLError({
-            try p.execute(on: Stream(), [.src: .plain([2, 8], .f32), .dst: .plain([2, 4], .f32)])
-        }, call: "dnnl_primitive_execute", mentions: ["missing argument weights", "inner_product"])
+        assertDNNLError(
+            {
+                try p.execute(on: Stream(), [.src: .plain([2, 8], .f32), .dst: .plain([2, 4], .f32)])
+            }, call: "dnnl_primitive_execute", mentions: ["missing argument weights", "inner_product"])
     }
 
     func testSumNeedsOneScalePerSource() {
-        assertDNNLError({
-            let md = try MemoryDescriptor(dims: [4], dataType: .f32)
-            _ = try PrimitiveDescriptor.sum(srcs: [md, md], scales: [1])
-        }, call: "dnnl_sum_primitive_desc_create", mentions: ["1 scales for 2 sources"])
+        assertDNNLError(
+            {
+                let md = try MemoryDescriptor(dims: [4], dataType: .f32)
+                _ = try PrimitiveDescriptor.sum(srcs: [md, md], scales: [1])
+            }, call: "dnnl_sum_primitive_desc_create", mentions: ["1 scales for 2 sources"])
     }
 
     func testUnsupportedInt8Configuration() {

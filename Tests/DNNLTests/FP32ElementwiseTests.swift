@@ -31,11 +31,14 @@ final class FP32ElementwiseTests: XCTestCase {
     }
 
     /// Runs an eltwise primitive out of place on plain f32 `dims`.
-    func runEltwise(_ alg: EltwiseAlgorithm, alpha: Float = 0, beta: Float = 0, dims: [Int],
-                    _ src: [Double], attributes: PrimitiveAttributes? = nil) throws -> [Float] {
+    func runEltwise(
+        _ alg: EltwiseAlgorithm, alpha: Float = 0, beta: Float = 0, dims: [Int],
+        _ src: [Double], attributes: PrimitiveAttributes? = nil
+    ) throws -> [Float] {
         let md = try MemoryDescriptor(dims: dims, dataType: .f32)
-        let pd = try PrimitiveDescriptor.eltwise(alg, data: md, alpha: alpha, beta: beta,
-                                                 attributes: attributes)
+        let pd = try PrimitiveDescriptor.eltwise(
+            alg, data: md, alpha: alpha, beta: beta,
+            attributes: attributes)
         let dst = try Memory.plain(dims, .f32)
         try PrimitiveHarness().run(pd, inputs: [.src: .plain(dims, .f32, src)], outputs: [.dst: dst])
         return dst.read(as: Float.self)
@@ -64,14 +67,16 @@ final class FP32ElementwiseTests: XCTestCase {
         ]
         for (alg, alpha, beta, ref) in cases {
             let got = try runEltwise(alg, alpha: alpha, beta: beta, dims: dims, x)
-            assertClose(got, x.map { ref($0) }, atol: approxTol, rtol: approxTol,
-                        "\(alg) alpha \(alpha) beta \(beta)")
+            assertClose(
+                got, x.map { ref($0) }, atol: approxTol, rtol: approxTol,
+                "\(alg) alpha \(alpha) beta \(beta)")
         }
         // sqrt on positive input only.
         let positive = randoms(count, in: 0.01...4)
-        assertClose(try runEltwise(.sqrt, dims: dims, positive),
-                    positive.map { Reference.Eltwise.sqrt($0) }, atol: approxTol, rtol: approxTol,
-                    "sqrt")
+        assertClose(
+            try runEltwise(.sqrt, dims: dims, positive),
+            positive.map { Reference.Eltwise.sqrt($0) }, atol: approxTol, rtol: approxTol,
+            "sqrt")
     }
 
     /// HardSigmoid(x) = clip(0.2 x + 0.5, 0, 1): oneDNN 2.6 has no hardsigmoid, so it is
@@ -127,11 +132,15 @@ final class FP32ElementwiseTests: XCTestCase {
                     src1: MemoryDescriptor(dims: bDims, dataType: .f32),
                     dst: MemoryDescriptor(dims: dims, dataType: .f32))
                 let dst = try Memory.plain(dims, .f32)
-                try PrimitiveHarness().run(pd, inputs: [
-                    .src: .plain(dims, .f32, a), .src1: .plain(bDims, .f32, b)], outputs: [.dst: dst])
+                try PrimitiveHarness().run(
+                    pd,
+                    inputs: [
+                        .src: .plain(dims, .f32, a), .src1: .plain(bDims, .f32, b),
+                    ], outputs: [.dst: dst])
                 let ref = Reference.binary(a, aDims: dims, b, bDims: bDims, op)
-                assertClose(dst.read(as: Float.self), ref, atol: exactTol, rtol: exactTol,
-                            "\(alg) src1 \(bDims)")
+                assertClose(
+                    dst.read(as: Float.self), ref, atol: exactTol, rtol: exactTol,
+                    "\(alg) src1 \(bDims)")
             }
         }
     }
@@ -143,8 +152,10 @@ final class FP32ElementwiseTests: XCTestCase {
         let (s0, s1): (Float, Float) = (0.75, -1.5)
         for bDims in [[1, 3, 1, 1], dims] {
             let b = randoms(bDims.reduce(1, *))
-            for (alg, op) in [(BinaryAlgorithm.add, { (x: Double, y: Double) in x + y }),
-                              (.mul, { $0 * $1 }), (.max, { Swift.max($0, $1) })] {
+            for (alg, op) in [
+                (BinaryAlgorithm.add, { (x: Double, y: Double) in x + y }),
+                (.mul, { $0 * $1 }), (.max, { Swift.max($0, $1) }),
+            ] {
                 let attr = try PrimitiveAttributes()
                 try attr.setScales([s0], for: .src)
                 try attr.setScales([s1], for: .src1)
@@ -153,13 +164,17 @@ final class FP32ElementwiseTests: XCTestCase {
                     src1: MemoryDescriptor(dims: bDims, dataType: .f32),
                     dst: MemoryDescriptor(dims: dims, dataType: .f32), attributes: attr)
                 let dst = try Memory.plain(dims, .f32)
-                try PrimitiveHarness().run(pd, inputs: [
-                    .src: .plain(dims, .f32, a), .src1: .plain(bDims, .f32, b)], outputs: [.dst: dst])
+                try PrimitiveHarness().run(
+                    pd,
+                    inputs: [
+                        .src: .plain(dims, .f32, a), .src1: .plain(bDims, .f32, b),
+                    ], outputs: [.dst: dst])
                 let ref = Reference.binary(a, aDims: dims, b, bDims: bDims) {
                     op(Double(s0) * $0, Double(s1) * $1)
                 }
-                assertClose(dst.read(as: Float.self), ref, atol: exactTol, rtol: exactTol,
-                            "\(alg) src1 \(bDims) scales \(s0) \(s1)")
+                assertClose(
+                    dst.read(as: Float.self), ref, atol: exactTol, rtol: exactTol,
+                    "\(alg) src1 \(bDims) scales \(s0) \(s1)")
             }
         }
     }
@@ -182,8 +197,9 @@ final class FP32ElementwiseTests: XCTestCase {
             for (i, p) in parts.enumerated() { inputs[.multipleSrc(i)] = try .plain(p.dims, .f32, p.values) }
             let dst = try Memory.plain(dstDims, .f32)
             try PrimitiveHarness().run(pd, inputs: inputs, outputs: [.dst: dst])
-            XCTAssertEqual(dst.read(as: Float.self),
-                           Reference.concat(parts, axis: axis).map(Float.init), "axis \(axis)")
+            XCTAssertEqual(
+                dst.read(as: Float.self),
+                Reference.concat(parts, axis: axis).map(Float.init), "axis \(axis)")
         }
     }
 
@@ -247,8 +263,9 @@ final class FP32ElementwiseTests: XCTestCase {
                 .nearest, src: MemoryDescriptor(dims: [n, c, h, w], dataType: .f32),
                 dst: MemoryDescriptor(dims: [n, c, oh, ow], dataType: .f32))
             let dst = try Memory.plain([n, c, oh, ow], .f32)
-            try PrimitiveHarness().run(pd, inputs: [.src: .plain([n, c, h, w], .f32, x)],
-                                       outputs: [.dst: dst])
+            try PrimitiveHarness().run(
+                pd, inputs: [.src: .plain([n, c, h, w], .f32, x)],
+                outputs: [.dst: dst])
             let ref = Reference.resampleNearest(x, n: n, c: c, h: h, w: w, oh: oh, ow: ow)
             XCTAssertEqual(dst.read(as: Float.self), ref.map(Float.init), "factor \(factor)")
         }
@@ -264,11 +281,13 @@ final class FP32ElementwiseTests: XCTestCase {
             for axis in [1, 2] {
                 let pd = try PrimitiveDescriptor.softmax(src: md, dst: md, axis: axis, log: log)
                 let dst = try Memory.plain(dims, .f32)
-                try PrimitiveHarness().run(pd, inputs: [.src: .plain(dims, .f32, x)],
-                                           outputs: [.dst: dst])
+                try PrimitiveHarness().run(
+                    pd, inputs: [.src: .plain(dims, .f32, x)],
+                    outputs: [.dst: dst])
                 let ref = Reference.softmax(x, dims: dims, axis: axis, log: log)
-                assertClose(dst.read(as: Float.self), ref, atol: approxTol, rtol: approxTol,
-                            "\(log ? "log " : "")softmax axis \(axis)")
+                assertClose(
+                    dst.read(as: Float.self), ref, atol: approxTol, rtol: approxTol,
+                    "\(log ? "log " : "")softmax axis \(axis)")
             }
         }
     }
@@ -293,10 +312,12 @@ final class FP32ElementwiseTests: XCTestCase {
             }
             let dst = try Memory.plain(dims, .f32)
             try PrimitiveHarness().run(pd, inputs: inputs, outputs: [.dst: dst])
-            let ref = Reference.layerNorm(x, lastDim: c, epsilon: Double(epsilon),
-                                          scale: affine ? scale : nil, shift: affine ? shift : nil)
-            assertClose(dst.read(as: Float.self), ref, atol: approxTol, rtol: approxTol,
-                        affine ? "with scale and shift" : "plain")
+            let ref = Reference.layerNorm(
+                x, lastDim: c, epsilon: Double(epsilon),
+                scale: affine ? scale : nil, shift: affine ? shift : nil)
+            assertClose(
+                dst.read(as: Float.self), ref, atol: approxTol, rtol: approxTol,
+                affine ? "with scale and shift" : "plain")
         }
     }
 
@@ -313,12 +334,16 @@ final class FP32ElementwiseTests: XCTestCase {
             data: MemoryDescriptor(dims: dims, dataType: .f32), epsilon: epsilon,
             useScale: true, useShift: true)
         let dst = try Memory.plain(dims, .f32)
-        try PrimitiveHarness().run(pd, inputs: [
-            .src: .plain(dims, .f32, x), .mean: .plain([c], .f32, mean),
-            .variance: .plain([c], .f32, variance), .scale: .plain([c], .f32, scale),
-            .shift: .plain([c], .f32, shift)], outputs: [.dst: dst])
-        let ref = Reference.batchNorm(x, n: n, c: c, mean: mean, variance: variance, scale: scale,
-                                      shift: shift, epsilon: Double(epsilon))
+        try PrimitiveHarness().run(
+            pd,
+            inputs: [
+                .src: .plain(dims, .f32, x), .mean: .plain([c], .f32, mean),
+                .variance: .plain([c], .f32, variance), .scale: .plain([c], .f32, scale),
+                .shift: .plain([c], .f32, shift),
+            ], outputs: [.dst: dst])
+        let ref = Reference.batchNorm(
+            x, n: n, c: c, mean: mean, variance: variance, scale: scale,
+            shift: shift, epsilon: Double(epsilon))
         assertClose(dst.read(as: Float.self), ref, atol: approxTol, rtol: approxTol)
     }
 
@@ -341,8 +366,9 @@ final class FP32ElementwiseTests: XCTestCase {
         let dst = try Memory.plain([2, 12], .f32)
         try PrimitiveDescriptor.softmax(src: flat, dst: dst.descriptor, axis: 1).makePrimitive()
             .execute(on: DNNL.Stream(), [.src: view, .dst: dst])
-        assertClose(dst.read(as: Float.self), Reference.softmax(x, dims: [2, 12], axis: 1),
-                    atol: approxTol, rtol: approxTol)
+        assertClose(
+            dst.read(as: Float.self), Reference.softmax(x, dims: [2, 12], axis: 1),
+            atol: approxTol, rtol: approxTol)
     }
 
     /// oneDNN's permutation: input axis `i` becomes output axis `permutation[i]`.
@@ -409,8 +435,10 @@ final class FP32ElementwiseTests: XCTestCase {
             (try MemoryDescriptor(dims: [3, 4], dataType: .f32, strides: [8, 1]), false, 3 * 8 * 4),
             (try MemoryDescriptor(dims: [3, 4], dataType: .f32, strides: [4, 1]), true, 12 * 4),
             // nChw16c pads C = 3 to 16.
-            (try MemoryDescriptor(dims: [1, 3, 4, 5], dataType: .f32, tag: FormatTag(dnnl_aBcd16b)),
-             false, 16 * 20 * 4),
+            (
+                try MemoryDescriptor(dims: [1, 3, 4, 5], dataType: .f32, tag: FormatTag(dnnl_aBcd16b)),
+                false, 16 * 20 * 4
+            ),
         ]
         for (md, plain, bytes) in cases {
             XCTAssertEqual(md.isPlainRowMajor, plain, "\(md)")

@@ -48,8 +48,10 @@ final class FP32RecurrentTests: XCTestCase {
     }
 
     /// The reference for `direction`, composed from one-direction `Reference.rnn` runs.
-    func reference(_ cell: Reference.Cell, _ direction: RNNDirection, _ s: Shape,
-                   _ i: Inputs) -> Outputs {
+    func reference(
+        _ cell: Reference.Cell, _ direction: RNNDirection, _ s: Shape,
+        _ i: Inputs
+    ) -> Outputs {
         let g = cell.gates
         let state = s.n * s.dhc
         func slice(_ a: [Double], _ dir: Int, _ size: Int) -> [Double] {
@@ -88,8 +90,10 @@ final class FP32RecurrentTests: XCTestCase {
 
     /// Runs the oneDNN primitive: plain `tnc`/`ldnc`/`ldgo` data, weights passed as `any` and
     /// reordered from plain `ldigo` into the layouts the primitive chose (PrimitiveHarness).
-    func runDNNL(_ cell: RNNCell, _ direction: RNNDirection, _ s: Shape, gates g: Int,
-                 biasGates: Int, _ i: Inputs) throws -> (dst: [Float], h: [Float], c: [Float]?) {
+    func runDNNL(
+        _ cell: RNNCell, _ direction: RNNDirection, _ s: Shape, gates g: Int,
+        biasGates: Int, _ i: Inputs
+    ) throws -> (dst: [Float], h: [Float], c: [Float]?) {
         let d = direction.count
         let dstChannels = direction == .bidirectionalConcat ? 2 * s.dhc : s.dhc
         let xDims = [s.t, s.n, s.slc], stateDims = [1, d, s.n, s.dhc]
@@ -128,11 +132,14 @@ final class FP32RecurrentTests: XCTestCase {
     }
 
     /// Runs oneDNN and the reference and compares dst_layer, dst_iter and (LSTM) dst_iter_c.
-    func check(_ cell: RNNCell, _ refCell: Reference.Cell, _ direction: RNNDirection,
-               shape s: Shape = Shape(), file: StaticString = #filePath, line: UInt = #line) throws {
+    func check(
+        _ cell: RNNCell, _ refCell: Reference.Cell, _ direction: RNNDirection,
+        shape s: Shape = Shape(), file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let i = makeInputs(refCell, s, directions: direction.count)
-        let got = try runDNNL(cell, direction, s, gates: refCell.gates,
-                              biasGates: refCell.biasGates, i)
+        let got = try runDNNL(
+            cell, direction, s, gates: refCell.gates,
+            biasGates: refCell.biasGates, i)
         let ref = reference(refCell, direction, s, i)
         let what = "\(cell) \(direction)"
         assertClose(got.dst, ref.dst, atol: tol, "\(what) dst_layer", file: file, line: line)
@@ -147,8 +154,9 @@ final class FP32RecurrentTests: XCTestCase {
         zeroState.h0 = zeroState.h0.map { _ in 0 }
         zeroState.c0 = zeroState.c0?.map { _ in 0 }
         let refZero = reference(refCell, direction, s, zeroState)
-        XCTAssertGreaterThan(zip(ref.dst, refZero.dst).map { abs($0 - $1) }.max()!, 100 * tol,
-                             "\(what): h0/c0 do not affect the output", file: file, line: line)
+        XCTAssertGreaterThan(
+            zip(ref.dst, refZero.dst).map { abs($0 - $1) }.max()!, 100 * tol,
+            "\(what): h0/c0 do not affect the output", file: file, line: line)
     }
 
     func testLSTMLeftToRight() throws {

@@ -8,9 +8,11 @@ final class ISAMatrixTests: XCTestCase {
     var testBinary: String {
         get throws {
             let candidates = [ProcessInfo.processInfo.arguments.first, Bundle.main.executablePath]
-            guard let path = candidates.compactMap({ $0 }).first(where: {
-                $0.hasSuffix(".xctest") && FileManager.default.isExecutableFile(atPath: $0)
-            }) else { throw XCTSkip("not running from an XCTest bundle executable") }
+            guard
+                let path = candidates.compactMap({ $0 }).first(where: {
+                    $0.hasSuffix(".xctest") && FileManager.default.isExecutableFile(atPath: $0)
+                })
+            else { throw XCTSkip("not running from an XCTest bundle executable") }
             return path
         }
     }

@@ -15,21 +15,29 @@ final class Int8KernelTests: XCTestCase {
 
     /// Exact integer convolution result `acc[n, oc, y, x]` (Reference in Double is exact for
     /// these small integers).
-    func exactConv(_ src: [Int], _ n: Int, _ c: Int, _ h: Int, _ w: Int, _ wei: [Int], oc: Int,
-                   bias: [Int]?, _ g: Conv2DGeometry) -> [Int] {
-        Reference.convolution(src: src.map(Double.init), n: n, c: c, h: h, w: w,
-                              weights: wei.map(Double.init), oc: oc,
-                              bias: bias?.map(Double.init), geometry: g).map { Int($0) }
+    func exactConv(
+        _ src: [Int], _ n: Int, _ c: Int, _ h: Int, _ w: Int, _ wei: [Int], oc: Int,
+        bias: [Int]?, _ g: Conv2DGeometry
+    ) -> [Int] {
+        Reference.convolution(
+            src: src.map(Double.init), n: n, c: c, h: h, w: w,
+            weights: wei.map(Double.init), oc: oc,
+            bias: bias?.map(Double.init), geometry: g
+        ).map { Int($0) }
     }
 
     /// Runs an INT8 convolution with `any` layouts for src/weights and the given dst layout.
-    func runConv(srcType: DataType, src: [Int], n: Int, c: Int, h: Int, w: Int,
-                 weights: [Int], oc: Int, g: Conv2DGeometry, bias: [Int]? = nil,
-                 biasType: DataType = .s32, dstType: DataType,
-                 attributes: PrimitiveAttributes? = nil) throws -> (values: [Int], impl: String) {
+    func runConv(
+        srcType: DataType, src: [Int], n: Int, c: Int, h: Int, w: Int,
+        weights: [Int], oc: Int, g: Conv2DGeometry, bias: [Int]? = nil,
+        biasType: DataType = .s32, dstType: DataType,
+        attributes: PrimitiveAttributes? = nil
+    ) throws -> (values: [Int], impl: String) {
         let (oh, ow) = g.convOutput(h: h, w: w)
         let icg = c / g.groups
-        let wDims = g.groups == 1 ? [oc, c, g.kernel.h, g.kernel.w]
+        let wDims =
+            g.groups == 1
+            ? [oc, c, g.kernel.h, g.kernel.w]
             : [g.groups, oc / g.groups, icg, g.kernel.h, g.kernel.w]
         let pd = try PrimitiveDescriptor.convolutionForward(
             src: MemoryDescriptor(dims: [n, c, h, w], dataType: srcType, tag: .any),
@@ -60,8 +68,9 @@ final class Int8KernelTests: XCTestCase {
         let g = Conv2DGeometry(kernel: (3, 3), stride: (1, 2), padBegin: (1, 1), padEnd: (1, 0))
         let src = rng.ints(n * c * h * w, in: 0...8)
         let wei = weights(oc * c * 9, -4...4)
-        let got = try runConv(srcType: .u8, src: src, n: n, c: c, h: h, w: w, weights: wei,
-                              oc: oc, g: g, dstType: .s32)
+        let got = try runConv(
+            srcType: .u8, src: src, n: n, c: c, h: h, w: w, weights: wei,
+            oc: oc, g: g, dstType: .s32)
         let expected = exactConv(src, n, c, h, w, wei, oc: oc, bias: nil, g)
         assertInformative(expected)
         assertExact(got.values, expected, got.impl)
@@ -73,8 +82,9 @@ final class Int8KernelTests: XCTestCase {
             let g = Conv2DGeometry(kernel: (3, 3), padBegin: (1, 1), padEnd: (1, 1), groups: groups)
             let src = rng.ints(n * c * h * w, in: -4...4)
             let wei = weights(oc * (c / groups) * 9, -4...4, signedSourceConv: true)
-            let got = try runConv(srcType: .s8, src: src, n: n, c: c, h: h, w: w, weights: wei,
-                                  oc: oc, g: g, dstType: .s32)
+            let got = try runConv(
+                srcType: .s8, src: src, n: n, c: c, h: h, w: w, weights: wei,
+                oc: oc, g: g, dstType: .s32)
             let expected = exactConv(src, n, c, h, w, wei, oc: oc, bias: nil, g)
             assertInformative(expected)
             assertExact(got.values, expected, "groups \(groups), \(got.impl)")
@@ -92,9 +102,10 @@ final class Int8KernelTests: XCTestCase {
         for (dstType, biasType) in [(DataType.s8, DataType.s32), (.u8, .f32), (.s8, .f32)] {
             let attr = try PrimitiveAttributes()
             try attr.setOutputScales(scales, mask: 2)
-            let got = try runConv(srcType: .u8, src: src, n: n, c: c, h: h, w: w, weights: wei,
-                                  oc: oc, g: g, bias: bias, biasType: biasType, dstType: dstType,
-                                  attributes: attr)
+            let got = try runConv(
+                srcType: .u8, src: src, n: n, c: c, h: h, w: w, weights: wei,
+                oc: oc, g: g, bias: bias, biasType: biasType, dstType: dstType,
+                attributes: attr)
             let acc = exactConv(src, n, c, h, w, wei, oc: oc, bias: bias, g)
             let range = dstType == .u8 ? 0...255 : -128...127
             let expected = acc.enumerated().map { i, v in
@@ -134,14 +145,18 @@ final class Int8KernelTests: XCTestCase {
         for (i, r) in residual.enumerated() { bytes[nhwcIndex(i)] = UInt8(bitPattern: Int8(r)) }
         let dst = try Memory(pd.dst)
         dst.write(bytes)
-        try PrimitiveHarness().run(pd, inputs: [
-            .src: .plain([n, c, h, w], .u8, src.map(Double.init)),
-            .weights: .plain([oc, c, 1, 1], .s8, wei.map(Double.init))], outputs: [.dst: dst])
+        try PrimitiveHarness().run(
+            pd,
+            inputs: [
+                .src: .plain([n, c, h, w], .u8, src.map(Double.init)),
+                .weights: .plain([oc, c, 1, 1], .s8, wei.map(Double.init)),
+            ], outputs: [.dst: dst])
         let out = dst.read(as: UInt8.self)
         let acc = exactConv(src, n, c, h, w, wei, oc: oc, bias: nil, g)
         let expected = acc.enumerated().map { i, v in
-            Reference.quantize(max(0.25 * Double(v) + 0.5 * Double(residual[i]), 0), scale: 1,
-                               range: 0...255)
+            Reference.quantize(
+                max(0.25 * Double(v) + 0.5 * Double(residual[i]), 0), scale: 1,
+                range: 0...255)
         }
         assertInformative(expected, range: 0...255, maxFraction: 0.6)
         assertExact((0..<acc.count).map { Int(out[nhwcIndex($0)]) }, expected, pd.implementation)
@@ -155,18 +170,23 @@ final class Int8KernelTests: XCTestCase {
             let wei = weights(nOut * k, -5...5)
             let bias = rng.ints(nOut, in: -50...50)
             // Inner product: weights [OC, K].
-            let ipExpected = Reference.innerProduct(src.map(Double.init), n: m, wei.map(Double.init),
-                                                    oc: nOut, bias: bias.map(Double.init)).map { Int($0) }
+            let ipExpected = Reference.innerProduct(
+                src.map(Double.init), n: m, wei.map(Double.init),
+                oc: nOut, bias: bias.map(Double.init)
+            ).map { Int($0) }
             let ipPD = try PrimitiveDescriptor.innerProduct(
                 src: MemoryDescriptor(dims: [m, k], dataType: srcType, tag: .any),
                 weights: MemoryDescriptor(dims: [nOut, k], dataType: .s8, tag: .any),
                 bias: MemoryDescriptor(dims: [nOut], dataType: .s32),
                 dst: MemoryDescriptor(dims: [m, nOut], dataType: .s32))
             let ipDst = try Memory.plain([m, nOut], .s32)
-            try PrimitiveHarness().run(ipPD, inputs: [
-                .src: .plain([m, k], srcType, src.map(Double.init)),
-                .weights: .plain([nOut, k], .s8, wei.map(Double.init)),
-                .bias: .plain([nOut], .s32, bias.map(Double.init))], outputs: [.dst: ipDst])
+            try PrimitiveHarness().run(
+                ipPD,
+                inputs: [
+                    .src: .plain([m, k], srcType, src.map(Double.init)),
+                    .weights: .plain([nOut, k], .s8, wei.map(Double.init)),
+                    .bias: .plain([nOut], .s32, bias.map(Double.init)),
+                ], outputs: [.dst: ipDst])
             assertInformative(ipExpected)
             assertExact(ipDst.integers(), ipExpected, "inner product \(srcType) \(ipPD.implementation)")
 
@@ -181,12 +201,16 @@ final class Int8KernelTests: XCTestCase {
                 weights: MemoryDescriptor(dims: [k, nOut], dataType: .s8),
                 dst: MemoryDescriptor(dims: [m, nOut], dataType: .s32), attributes: attr)
             let mmDst = try Memory.plain([m, nOut], .s32)
-            try PrimitiveHarness().run(mmPD, inputs: [
-                .src: .plain([m, k], srcType, src.map(Double.init)),
-                .weights: .plain([k, nOut], .s8, kn.map(Double.init))], outputs: [.dst: mmDst])
+            try PrimitiveHarness().run(
+                mmPD,
+                inputs: [
+                    .src: .plain([m, k], srcType, src.map(Double.init)),
+                    .weights: .plain([k, nOut], .s8, kn.map(Double.init)),
+                ], outputs: [.dst: mmDst])
             let mmExpected = ipExpected.enumerated().map { i, v in
-                Reference.quantize(Double(v - bias[i % nOut]), scale: Double(scales[i % nOut]),
-                                   range: Int(Int32.min)...Int(Int32.max))
+                Reference.quantize(
+                    Double(v - bias[i % nOut]), scale: Double(scales[i % nOut]),
+                    range: Int(Int32.min)...Int(Int32.max))
             }
             assertExact(mmDst.integers(), mmExpected, "matmul \(srcType) \(mmPD.implementation)")
         }
@@ -199,10 +223,14 @@ final class Int8KernelTests: XCTestCase {
         let src = rng.ints(c * hw * hw, in: 200...255)
         let wmax = rule.weightMax
         let wei = rng.ints(oc * c, in: (wmax - 3)...wmax).enumerated().map { $0.offset % 3 == 0 ? -$0.element : $0.element }
-        let got = try runConv(srcType: .u8, src: src, n: 1, c: c, h: hw, w: hw, weights: wei, oc: oc,
-                              g: Conv2DGeometry(kernel: (1, 1)), dstType: .s32)
-        assertExact(got.values, exactConv(src, 1, c, hw, hw, wei, oc: oc, bias: nil,
-                                          Conv2DGeometry(kernel: (1, 1))), got.impl)
+        let got = try runConv(
+            srcType: .u8, src: src, n: 1, c: c, h: hw, w: hw, weights: wei, oc: oc,
+            g: Conv2DGeometry(kernel: (1, 1)), dstType: .s32)
+        assertExact(
+            got.values,
+            exactConv(
+                src, 1, c, hw, hw, wei, oc: oc, bias: nil,
+                Conv2DGeometry(kernel: (1, 1))), got.impl)
         // Inner product with u8 source (the rule's choice on every CPU for large values).
         let ip = try PrimitiveDescriptor.innerProduct(
             src: MemoryDescriptor(dims: [1, c * hw * hw], dataType: .u8, tag: .any),
@@ -210,17 +238,24 @@ final class Int8KernelTests: XCTestCase {
             bias: nil, dst: MemoryDescriptor(dims: [1, oc], dataType: .s32))
         let ipWei = rng.ints(oc * c * hw * hw, in: (wmax - 3)...wmax)
         let dst = try Memory.plain([1, oc], .s32)
-        try PrimitiveHarness().run(ip, inputs: [
-            .src: .plain([1, c * hw * hw], .u8, src.map(Double.init)),
-            .weights: .plain([oc, c * hw * hw], .s8, ipWei.map(Double.init))], outputs: [.dst: dst])
-        let expected = Reference.innerProduct(src.map(Double.init), n: 1, ipWei.map(Double.init),
-                                              oc: oc, bias: nil).map { Int($0) }
+        try PrimitiveHarness().run(
+            ip,
+            inputs: [
+                .src: .plain([1, c * hw * hw], .u8, src.map(Double.init)),
+                .weights: .plain([oc, c * hw * hw], .s8, ipWei.map(Double.init)),
+            ], outputs: [.dst: dst])
+        let expected = Reference.innerProduct(
+            src.map(Double.init), n: 1, ipWei.map(Double.init),
+            oc: oc, bias: nil
+        ).map { Int($0) }
         assertExact(dst.integers(), expected, ip.implementation)
     }
 
     func testReorderQuantizesWithRoundHalfToEvenAndSaturation() throws {
-        let x: [Float] = [0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49, 126.5, 127.5, -128.5, 300, -300,
-                          3.25, -7.75, 0, 1e-3]
+        let x: [Float] = [
+            0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49, 126.5, 127.5, -128.5, 300, -300,
+            3.25, -7.75, 0, 1e-3,
+        ]
         for (dt, zp, range) in [(DataType.s8, 0, -128...127), (.u8, 0, 0...255), (.u8, 128, 0...255)] {
             for scale: Float in [1, 2, 0.5] {
                 let attr = try PrimitiveAttributes()
@@ -229,8 +264,11 @@ final class Int8KernelTests: XCTestCase {
                 let src = try Memory.plain([x.count], .f32, x.map(Double.init))
                 let dst = try Memory.plain([x.count], dt)
                 try src.reorder(into: dst, attributes: attr, stream: Stream())
-                let expected = x.map { Reference.quantize(Double($0), scale: Double(scale),
-                                                          zeroPoint: zp, range: range) }
+                let expected = x.map {
+                    Reference.quantize(
+                        Double($0), scale: Double(scale),
+                        zeroPoint: zp, range: range)
+                }
                 assertExact(dst.integers(), expected, "\(dt) scale \(scale) zero point \(zp)")
             }
         }

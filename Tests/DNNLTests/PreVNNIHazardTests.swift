@@ -21,12 +21,16 @@ final class PreVNNIHazardTests: XCTestCase {
             dst: MemoryDescriptor(dims: [1, 1, 1, 1], dataType: .s32),
             strides: [1, 1], paddingL: [0, 0], paddingR: [0, 0])
         let dst = try Memory.plain([1, 1, 1, 1], .s32)
-        try PrimitiveHarness().run(pd, inputs: [
-            .src: .plain([1, c, 1, 1], .u8, Array(repeating: 255, count: c)),
-            .weights: .plain([1, c, 1, 1], .s8, Array(repeating: 127, count: c))],
+        try PrimitiveHarness().run(
+            pd,
+            inputs: [
+                .src: .plain([1, c, 1, 1], .u8, Array(repeating: 255, count: c)),
+                .weights: .plain([1, c, 1, 1], .s8, Array(repeating: 127, count: c)),
+            ],
             outputs: [.dst: dst])
-        XCTAssertNotEqual(dst.integers(), [255 * 127 * c],
-                          "expected the saturated result without VNNI (\(pd.implementation))")
+        XCTAssertNotEqual(
+            dst.integers(), [255 * 127 * c],
+            "expected the saturated result without VNNI (\(pd.implementation))")
         XCTAssertLessThan(dst.integers()[0], 255 * 127 * c)
     }
 
@@ -38,9 +42,12 @@ final class PreVNNIHazardTests: XCTestCase {
             weights: MemoryDescriptor(dims: [1, k], dataType: .s8, tag: .any), bias: nil,
             dst: MemoryDescriptor(dims: [1, 1], dataType: .s32))
         let ipDst = try Memory.plain([1, 1], .s32)
-        try PrimitiveHarness().run(ip, inputs: [
-            .src: .plain([1, k], .s8, Array(repeating: 127, count: k)),
-            .weights: .plain([1, k], .s8, Array(repeating: 127, count: k))], outputs: [.dst: ipDst])
+        try PrimitiveHarness().run(
+            ip,
+            inputs: [
+                .src: .plain([1, k], .s8, Array(repeating: 127, count: k)),
+                .weights: .plain([1, k], .s8, Array(repeating: 127, count: k)),
+            ], outputs: [.dst: ipDst])
         XCTAssertNotEqual(ipDst.integers(), [exact], "inner product \(ip.implementation)")
 
         let mm = try PrimitiveDescriptor.matmul(
@@ -48,9 +55,12 @@ final class PreVNNIHazardTests: XCTestCase {
             weights: MemoryDescriptor(dims: [k, 1], dataType: .s8),
             dst: MemoryDescriptor(dims: [1, 1], dataType: .s32))
         let mmDst = try Memory.plain([1, 1], .s32)
-        try PrimitiveHarness().run(mm, inputs: [
-            .src: .plain([1, k], .s8, Array(repeating: 127, count: k)),
-            .weights: .plain([k, 1], .s8, Array(repeating: 127, count: k))], outputs: [.dst: mmDst])
+        try PrimitiveHarness().run(
+            mm,
+            inputs: [
+                .src: .plain([1, k], .s8, Array(repeating: 127, count: k)),
+                .weights: .plain([k, 1], .s8, Array(repeating: 127, count: k)),
+            ], outputs: [.dst: mmDst])
         XCTAssertNotEqual(mmDst.integers(), [exact], "matmul \(mm.implementation)")
     }
 }

@@ -130,8 +130,9 @@ final class CalibrationTests: XCTestCase {
             XCTAssertEqual(o.range(.percentile(100), unsigned: false).max, o.absMax, name)
         }
         // A percentile inside the zero spike is 0, so the guard threshold applies.
-        XCTAssertEqual(observer(nonNegative).range(.percentile(20), unsigned: false),
-                       TensorRange(min: 0, max: TensorRange.minimumThreshold))
+        XCTAssertEqual(
+            observer(nonNegative).range(.percentile(20), unsigned: false),
+            TensorRange(min: 0, max: TensorRange.minimumThreshold))
     }
 
     // MARK: Entropy
@@ -158,8 +159,10 @@ final class CalibrationTests: XCTestCase {
 
     /// The observer computes KL with prefix sums; this is the definition, evaluated directly.
     func testEntropyMatchesADirectKLSearch() {
-        for (values, targetBins) in [(gaussian(300_000, sigma: 1.5, seed: 9), 128),
-                                     (gaussian(300_000, seed: 10).map { max($0, 0) }, 255)] {
+        for (values, targetBins) in [
+            (gaussian(300_000, sigma: 1.5, seed: 9), 128),
+            (gaussian(300_000, seed: 10).map { max($0, 0) }, 255),
+        ] {
             let o = observer(values)
             let hist = o.histogram.map(Double.init)
             let n = hist.lastIndex { $0 != 0 }! + 1
@@ -319,7 +322,9 @@ final class CalibrationTests: XCTestCase {
             for unsigned in [false, true] {
                 XCTAssertEqual(zeros.range(method, unsigned: unsigned), TensorRange(min: 0, max: epsilon), "\(method)")
                 // Nothing observed: [-ε, ε] unless non-negative (minMax: [0, ε]).
-                let empty = method == .minMax || unsigned ? TensorRange(min: 0, max: epsilon)
+                let empty =
+                    method == .minMax || unsigned
+                    ? TensorRange(min: 0, max: epsilon)
                     : TensorRange(min: -epsilon, max: epsilon)
                 XCTAssertEqual(TensorObserver().range(method, unsigned: unsigned), empty, "empty \(method)")
             }
@@ -392,8 +397,9 @@ final class CalibrationTests: XCTestCase {
         let warnings = calibrator.warnings
         XCTAssertEqual(warnings.count, 3, "\(warnings)")
         XCTAssertTrue(warnings.contains { $0.contains("'ids'") && $0.contains("i64") }, "\(warnings)")
-        XCTAssertTrue(warnings.contains { $0.contains("'nan'") && $0.contains("5 NaN or infinite values of 5000") },
-                      "\(warnings)")
+        XCTAssertTrue(
+            warnings.contains { $0.contains("'nan'") && $0.contains("5 NaN or infinite values of 5000") },
+            "\(warnings)")
         XCTAssertTrue(warnings.contains { $0.contains("'never'") && $0.contains("never observed") }, "\(warnings)")
 
         let entropy = calibrator.table(method: .entropy, unsigned: [])
@@ -434,12 +440,14 @@ final class CalibrationTests: XCTestCase {
         }
         assertError("{\"method\": \"entropy\", ", ["not valid JSON"])
         assertError("{\"method\": \"entropy\", \"sampleCount\": 1}", ["missing key 'ranges'"])
-        assertError("{\"method\": \"entropy\", \"sampleCount\": 1, \"ranges\": {\"x\": {\"min\": 0}}}",
-                    ["missing key 'max'", "ranges.x"])
+        assertError(
+            "{\"method\": \"entropy\", \"sampleCount\": 1, \"ranges\": {\"x\": {\"min\": 0}}}",
+            ["missing key 'max'", "ranges.x"])
         assertError("{\"method\": \"kmeans\", \"sampleCount\": 1, \"ranges\": {}}", ["unknown calibration method"])
         assertError("{\"method\": \"mse\", \"sampleCount\": \"many\", \"ranges\": {}}", ["sampleCount"])
-        assertError("{\"method\": \"mse\", \"sampleCount\": 1, \"ranges\": {\"x\": {\"min\": 2, \"max\": 1}}}",
-                    ["range of 'x'", "min <= max"])
+        assertError(
+            "{\"method\": \"mse\", \"sampleCount\": 1, \"ranges\": {\"x\": {\"min\": 2, \"max\": 1}}}",
+            ["range of 'x'", "min <= max"])
         let missing = folder.appendingPathComponent("absent.json")
         assertCalibrationError([missing.path, "does not exist"]) { try CalibrationTable(contentsOf: missing) }
         let table = CalibrationTable(method: .mse, sampleCount: 0, ranges: [:])
@@ -452,13 +460,17 @@ final class CalibrationTests: XCTestCase {
     func testReaderReadsSamplesInNameOrder() throws {
         let folder = try makeTemporaryFolder(for: self)
         for k in [3, 1, 10, 2] {
-            try NPZ.write(["ids": Tensor(shape: [2], scalars: [Int64(k), 0]),
-                           "x": Tensor(shape: [1], scalars: [Float(k)])],
-                          to: folder.appendingPathComponent(String(format: "%03d.npz", k)))
+            try NPZ.write(
+                [
+                    "ids": Tensor(shape: [2], scalars: [Int64(k), 0]),
+                    "x": Tensor(shape: [1], scalars: [Float(k)]),
+                ],
+                to: folder.appendingPathComponent(String(format: "%03d.npz", k)))
         }
         try Data("notes".utf8).write(to: folder.appendingPathComponent("README.txt"))
-        try FileManager.default.createDirectory(at: folder.appendingPathComponent("sub.npz"),
-                                                withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(
+            at: folder.appendingPathComponent("sub.npz"),
+            withIntermediateDirectories: false)
         let reader = try CalibrationReader(directory: folder, inputNames: ["x", "ids"])
         XCTAssertEqual(reader.files.map(\.lastPathComponent), ["001.npz", "002.npz", "003.npz", "010.npz"])
         XCTAssertEqual(reader.map { $0["x"]!.scalars(as: Float.self)[0] }, [1, 2, 3, 10])
@@ -472,8 +484,12 @@ final class CalibrationTests: XCTestCase {
         try Tensor(shape: [2], scalars: [Float(1), 2]).writeNPY(to: single.appendingPathComponent("a.npy"))
         try NPZ.write(["in": Tensor(shape: [1], scalars: [Float(5)])], to: single.appendingPathComponent("b.npz"))
         let samples = Array(try CalibrationReader(directory: single, inputNames: ["in"]))
-        XCTAssertEqual(samples, [["in": Tensor(shape: [2], scalars: [Float(1), 2])],
-                                 ["in": Tensor(shape: [1], scalars: [Float(5)])]])
+        XCTAssertEqual(
+            samples,
+            [
+                ["in": Tensor(shape: [2], scalars: [Float(1), 2])],
+                ["in": Tensor(shape: [1], scalars: [Float(5)])],
+            ])
     }
 
     func testReaderErrorsNameTheFolderOrFile() throws {
@@ -527,8 +543,10 @@ final class CalibrationTests: XCTestCase {
     }
 }
 
-func assertCalibrationError<T>(_ parts: [String], file: StaticString = #filePath, line: UInt = #line,
-                               _ body: () throws -> T) {
+func assertCalibrationError<T>(
+    _ parts: [String], file: StaticString = #filePath, line: UInt = #line,
+    _ body: () throws -> T
+) {
     do {
         let result = try body()
         XCTFail("expected an error containing \(parts), got \(result)", file: file, line: line)

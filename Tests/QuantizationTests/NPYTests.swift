@@ -37,8 +37,10 @@ enum Fixture {
 }
 
 /// Asserts that `body` throws a ``TensorIOError`` whose description contains every string in `parts`.
-func assertTensorIOError<T>(_ parts: [String], file: StaticString = #filePath, line: UInt = #line,
-                            _ body: () throws -> T) {
+func assertTensorIOError<T>(
+    _ parts: [String], file: StaticString = #filePath, line: UInt = #line,
+    _ body: () throws -> T
+) {
     do {
         let result = try body()
         XCTFail("expected an error containing \(parts), got \(result)", file: file, line: line)
@@ -122,11 +124,15 @@ final class NPYTests: XCTestCase {
             XCTAssertEqual(tensor.shape, [2, 3], header)
             XCTAssertEqual(tensor.scalars(as: UInt8.self), [1, 2, 3, 4, 5, 6], header)
         }
-        let s8 = try Tensor(npyData: npy(header: "{'descr': '<i1', 'fortran_order': False, 'shape': (2,)}",
-                                         payload: [0xFF, 0x80]))
+        let s8 = try Tensor(
+            npyData: npy(
+                header: "{'descr': '<i1', 'fortran_order': False, 'shape': (2,)}",
+                payload: [0xFF, 0x80]))
         XCTAssertEqual(s8.scalars(as: Int8.self), [-1, -128])
-        let empty = try Tensor(npyData: npy(header: "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4)}",
-                                            payload: []))
+        let empty = try Tensor(
+            npyData: npy(
+                header: "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4)}",
+                payload: []))
         XCTAssertEqual(empty.shape, [0, 4])
         XCTAssertEqual(empty.count, 0)
     }

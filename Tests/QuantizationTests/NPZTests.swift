@@ -73,8 +73,8 @@ final class NPZTests: XCTestCase {
 
     func testRejectsCorruptMembers() throws {
         var data = try Fixture.data("plain.npz")
-        let member = data.range(of: Data([0x93] + Array("NUMPY".utf8)))!.lowerBound // a.npy, stored
-        data[member + 130] ^= 0xFF // in the array data, after the 128-byte header
+        let member = data.range(of: Data([0x93] + Array("NUMPY".utf8)))!.lowerBound  // a.npy, stored
+        data[member + 130] ^= 0xFF  // in the array data, after the 128-byte header
         assertTensorIOError(["p.npz[a.npy]", "corrupt zip member"]) { try NPZ.read(data: data, source: "p.npz") }
     }
 

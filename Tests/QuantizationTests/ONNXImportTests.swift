@@ -12,9 +12,11 @@ private enum ONNXFixture {
 
 /// Asserts that `body` throws a ``GraphError`` of `kind` whose description contains every
 /// string in `parts`.
-private func assertGraphError<T>(_ kind: GraphError.Kind, _ parts: [String],
-                                 file: StaticString = #filePath, line: UInt = #line,
-                                 _ body: () throws -> T) {
+private func assertGraphError<T>(
+    _ kind: GraphError.Kind, _ parts: [String],
+    file: StaticString = #filePath, line: UInt = #line,
+    _ body: () throws -> T
+) {
     do {
         let result = try body()
         XCTFail("expected a \(kind) error containing \(parts), got \(result)", file: file, line: line)
@@ -111,11 +113,13 @@ final class ONNXImportTests: XCTestCase {
         let node = try XCTUnwrap(model.graph.nodes.first)
         XCTAssertEqual(node.name, "attrs")
         XCTAssertEqual(node.domain, "com.example")
-        XCTAssertEqual(node.attributes, [
-            "i": .int(5), "f": .float(0.25), "s": .string("héllo"), "ints": .ints([1, 2, 3]),
-            "floats": .floats([0.5, -1]), "strings": .strings(["a", "bc"]),
-            "t": .tensor(Tensor(shape: [2], scalars: [Int64(10), 20])),
-        ])
+        XCTAssertEqual(
+            node.attributes,
+            [
+                "i": .int(5), "f": .float(0.25), "s": .string("héllo"), "ints": .ints([1, 2, 3]),
+                "floats": .floats([0.5, -1]), "strings": .strings(["a", "bc"]),
+                "t": .tensor(Tensor(shape: [2], scalars: [Int64(10), 20])),
+            ])
     }
 
     func testNamesUnnamedNodes() throws {
@@ -291,8 +295,9 @@ final class ONNXImportTests: XCTestCase {
                 "i64": Tensor(shape: [1, 1], scalars: [Int64.min]),
             ],
             valueInfo: ["c": ValueInfo(name: "c", elementType: nil, shape: [.fixed(1)])])
-        let model = Model(graph: graph, opsetVersion: 17, opsetImports: ["com.microsoft": 1],
-                          metadata: ["character": "x\ny"], producerVersion: "0.1")
+        let model = Model(
+            graph: graph, opsetVersion: 17, opsetImports: ["com.microsoft": 1],
+            metadata: ["character": "x\ny"], producerVersion: "0.1")
         XCTAssertEqual(model.opsetImports, ["": 17, "com.microsoft": 1])
 
         let data = try model.serializedData()

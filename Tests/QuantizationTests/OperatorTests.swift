@@ -18,8 +18,9 @@ enum OperatorFixture {
     }
 
     static func cases() throws -> [String: Case] {
-        try JSONDecoder().decode([String: Case].self,
-                                 from: Data(contentsOf: folder.appendingPathComponent("cases.json")))
+        try JSONDecoder().decode(
+            [String: Case].self,
+            from: Data(contentsOf: folder.appendingPathComponent("cases.json")))
     }
 }
 
@@ -28,8 +29,10 @@ enum OperatorFixture {
 /// activations, normalisations and RNNs. Each case runs on a fresh session with optimizations
 /// on (the default), its runs in order (cases with a dynamic dim re-plan between runs).
 final class OperatorTests: XCTestCase {
-    static let families = ["conv", "matmul", "binary", "pooling", "layout", "resize", "activation",
-                           "normalization", "rnn", "chain"]
+    static let families = [
+        "conv", "matmul", "binary", "pooling", "layout", "resize", "activation",
+        "normalization", "rnn", "chain",
+    ]
 
     func testConvolution() throws { try runFamily("conv") }
     func testGemmAndMatMul() throws { try runFamily("matmul") }
@@ -120,8 +123,10 @@ final class OperatorTests: XCTestCase {
     }
 
     /// Runs one case; reports every problem with the case's name and returns whether it passed.
-    private func check(_ name: String, _ c: OperatorFixture.Case,
-                       options: SessionOptions = SessionOptions()) -> Bool {
+    private func check(
+        _ name: String, _ c: OperatorFixture.Case,
+        options: SessionOptions = SessionOptions()
+    ) -> Bool {
         let label = "\(name) (\(c.what), opset \(c.opset))"
         let session: InferenceSession
         let arrays: [String: Tensor]

@@ -31,8 +31,9 @@ enum PTQData {
         if FileManager.default.isExecutableFile(atPath: release.path) { return release }
         let debug = build.appendingPathComponent("debug/dnnl-quant")
         if FileManager.default.isExecutableFile(atPath: debug.path) {
-            print("PTQ warning: \(release.path) is missing; using the debug build (slow calibration). "
-                  + "Build it: swift build -c release --product dnnl-quant")
+            print(
+                "PTQ warning: \(release.path) is missing; using the debug build (slow calibration). "
+                    + "Build it: swift build -c release --product dnnl-quant")
             return debug
         }
         throw missing("dnnl-quant is not built (\(release.path)): swift build -c release --product dnnl-quant")
@@ -54,7 +55,8 @@ struct ChildResult {
     /// The last line of standard output that is a JSON object (Models/evaluate.py's record).
     func lastJSON() throws -> [String: Any] {
         guard let line = stdout.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
-              let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        else {
             throw PTQFailure(description: "no JSON line in the output:\n\(stdout.suffix(2000))")
         }
         return object
@@ -85,10 +87,11 @@ func runChild(_ arguments: [String], environment extra: [String: String] = [:], 
     p.waitUntilExit()
     try outHandle.close()
     try errHandle.close()
-    return ChildResult(status: p.terminationStatus,
-                       stdout: String(decoding: try Data(contentsOf: out), as: UTF8.self),
-                       stderr: String(decoding: try Data(contentsOf: err), as: UTF8.self),
-                       seconds: Date().timeIntervalSince(start))
+    return ChildResult(
+        status: p.terminationStatus,
+        stdout: String(decoding: try Data(contentsOf: out), as: UTF8.self),
+        stderr: String(decoding: try Data(contentsOf: err), as: UTF8.self),
+        seconds: Date().timeIntervalSince(start))
 }
 
 /// Multiply-accumulates of oneDNN's compute primitives, read from `ONEDNN_VERBOSE=1` lines
@@ -120,7 +123,8 @@ struct VerboseMACs {
     static func parse(_ line: Substring) -> Primitive? {
         let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         guard let marker = f.first, marker == "onednn_verbose" || marker == "dnnl_verbose",
-              let exec = f.prefix(3).firstIndex(of: "exec"), f.count >= exec + 9 else { return nil }
+            let exec = f.prefix(3).firstIndex(of: "exec"), f.count >= exec + 9
+        else { return nil }
         let kind = f[exec + 2]
         guard ["convolution", "deconvolution", "inner_product", "matmul"].contains(kind) else { return nil }
         let descriptor = f[f.count - 2]
@@ -243,8 +247,11 @@ final class PTQAcceptanceTests: XCTestCase {
         let dir = Self.work.appendingPathComponent(model)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let int8 = dir.appendingPathComponent("\(model)_int8.onnx"), report = dir.appendingPathComponent("\(model)_int8.report.json")
-        let r = try runChild([binary.path, "quantize", fp32.path, "--calibration", calib.path,
-                              "--output", int8.path, "--report", report.path], work: Self.work)
+        let r = try runChild(
+            [
+                binary.path, "quantize", fp32.path, "--calibration", calib.path,
+                "--output", int8.path, "--report", report.path,
+            ], work: Self.work)
         guard r.status == 0, FileManager.default.fileExists(atPath: int8.path) else {
             throw PTQFailure(description: "dnnl-quant quantize \(model) failed (\(r.status)):\n\(r.stderr.suffix(4000))\n\(r.stdout.suffix(2000))")
         }
@@ -260,17 +267,23 @@ final class PTQAcceptanceTests: XCTestCase {
     private func evaluate(_ task: String, _ model: URL, set: String, keep: URL, compareTo: URL?) throws -> [String: Any] {
         try PTQData.require([PTQData.evaluation.appendingPathComponent(set)])
         let binary = try PTQData.binary()
-        let r = try runChild([Self.python, "Models/evaluate.py", task, model.path, "--set", set,
-                              "--data", PTQData.evaluation.path, "--binary", binary.path, "--keep", keep.path,
-                              "--compare-to", compareTo?.path ?? "none"], work: Self.work)
+        let r = try runChild(
+            [
+                Self.python, "Models/evaluate.py", task, model.path, "--set", set,
+                "--data", PTQData.evaluation.path, "--binary", binary.path, "--keep", keep.path,
+                "--compare-to", compareTo?.path ?? "none",
+            ], work: Self.work)
         guard r.status == 0 else {
-            throw PTQFailure(description: "Models/evaluate.py \(task) \(model.lastPathComponent) --set \(set) failed (\(r.status)):\n\(r.stderr.suffix(4000))")
+            throw PTQFailure(
+                description: "Models/evaluate.py \(task) \(model.lastPathComponent) --set \(set) failed (\(r.status)):\n\(r.stderr.suffix(4000))")
         }
         for w in r.stderr.split(separator: "\n") where w.hasPrefix("warning") { print("PTQ \(w)") }
         guard let engines = try r.lastJSON()["engines"] as? [String: Any], let ours = engines["ours"] as? [String: Any] else {
             throw PTQFailure(description: "Models/evaluate.py printed no engines.ours record:\n\(r.stdout.suffix(2000))")
         }
-        XCTAssertNil(ours["failed_batches"], "\(model.lastPathComponent) on \(set): batches failed and ran one sample at a time (engine bug): \(ours["failed_batches"] ?? "")")
+        XCTAssertNil(
+            ours["failed_batches"],
+            "\(model.lastPathComponent) on \(set): batches failed and ran one sample at a time (engine bug): \(ours["failed_batches"] ?? "")")
         return ours
     }
 
@@ -295,36 +308,48 @@ final class PTQAcceptanceTests: XCTestCase {
     /// MACs ran with u8 or s8 sources.
     private func checkMACShare(_ model: String, _ q: Quantized, set: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let binary = try PTQData.binary()
-        let sample = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: PTQData.evaluation.appendingPathComponent(set).path)
-            .filter { $0.hasSuffix(".npy") }.sorted().first, "no sample in eval/\(set)")
+        let sample = try XCTUnwrap(
+            try FileManager.default.contentsOfDirectory(atPath: PTQData.evaluation.appendingPathComponent(set).path)
+                .filter { $0.hasSuffix(".npy") }.sorted().first, "no sample in eval/\(set)")
         let input = PTQData.evaluation.appendingPathComponent(set).appendingPathComponent(sample)
         let out = Self.work.appendingPathComponent("\(model)_verbose_out")
-        let r = try runChild([binary.path, "run", q.int8.path, "--input", input.path, "--output-dir", out.path, "--threads", "2"],
-                             environment: ["ONEDNN_VERBOSE": "1"], work: Self.work)
-        XCTAssertEqual(r.status, 0, "dnnl-quant run \(q.int8.lastPathComponent) under ONEDNN_VERBOSE=1: \(r.stderr.suffix(2000))", file: file, line: line)
+        let r = try runChild(
+            [binary.path, "run", q.int8.path, "--input", input.path, "--output-dir", out.path, "--threads", "2"],
+            environment: ["ONEDNN_VERBOSE": "1"], work: Self.work)
+        XCTAssertEqual(
+            r.status, 0, "dnnl-quant run \(q.int8.lastPathComponent) under ONEDNN_VERBOSE=1: \(r.stderr.suffix(2000))", file: file, line: line)
         let macs = VerboseMACs(verbose: r.stdout + "\n" + r.stderr)
-        XCTAssertGreaterThan(macs.total, 0, "\(model): no convolution/deconvolution/inner_product/matmul exec lines in ONEDNN_VERBOSE=1 output:\n\(r.stdout.prefix(2000))", file: file, line: line)
+        XCTAssertGreaterThan(
+            macs.total, 0,
+            "\(model): no convolution/deconvolution/inner_product/matmul exec lines in ONEDNN_VERBOSE=1 output:\n\(r.stdout.prefix(2000))",
+            file: file, line: line)
         guard macs.total > 0 else { return }
-        let types = macs.byType.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.1f", Double($0.value) / 1e6))M" }.joined(separator: ", ")
-        print("PTQ \(model): INT8 MAC share \(f4(macs.int8Share)) (bar >= 0.9000) of \(String(format: "%.1f", Double(macs.total) / 1e6))M MACs "
-              + "in \(macs.primitives.count) primitives on \(sample) (by source type: \(types))")
+        let types = macs.byType.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.1f", Double($0.value) / 1e6))M" }.joined(
+            separator: ", ")
+        print(
+            "PTQ \(model): INT8 MAC share \(f4(macs.int8Share)) (bar >= 0.9000) of \(String(format: "%.1f", Double(macs.total) / 1e6))M MACs "
+                + "in \(macs.primitives.count) primitives on \(sample) (by source type: \(types))")
         let fp = macs.primitives.filter { !["u8", "s8"].contains($0.sourceType) }.sorted { $0.macs > $1.macs }
         for p in fp.prefix(5) {
-            print("PTQ \(model):   not INT8: \(p.kind) \(p.implementation) src_\(p.sourceType) \(p.descriptor) "
-                  + "(\(String(format: "%.2f", 100 * Double(p.macs) / Double(macs.total)))% of MACs)")
+            print(
+                "PTQ \(model):   not INT8: \(p.kind) \(p.implementation) src_\(p.sourceType) \(p.descriptor) "
+                    + "(\(String(format: "%.2f", 100 * Double(p.macs) / Double(macs.total)))% of MACs)")
         }
         try checkPrimitivesMatchReport(model, q, macs, file: file, line: line)
-        XCTAssertGreaterThanOrEqual(macs.int8Share, 0.9,
-                                    "\(model): only \(f4(macs.int8Share)) of the MACs ran with u8/s8 sources; largest others: "
-                                    + fp.prefix(5).map { "\($0.kind) src_\($0.sourceType) \($0.descriptor)" }.joined(separator: "; "),
-                                    file: file, line: line)
+        XCTAssertGreaterThanOrEqual(
+            macs.int8Share, 0.9,
+            "\(model): only \(f4(macs.int8Share)) of the MACs ran with u8/s8 sources; largest others: "
+                + fp.prefix(5).map { "\($0.kind) src_\($0.sourceType) \($0.descriptor)" }.joined(separator: "; "),
+            file: file, line: line)
     }
 
     /// The same decision in the quantizer and the engine: the u8/s8 convolution and matmul
     /// primitives ONEDNN_VERBOSE shows are, in number and weight shapes, the units the PTQ report
     /// says it quantized (Conv -> convolution `oc`, `ic/g * kernel`; MatMul/Gemm -> matmul `N`, `K`).
-    private func checkPrimitivesMatchReport(_ model: String, _ q: Quantized, _ macs: VerboseMACs,
-                                            file: StaticString, line: UInt) throws {
+    private func checkPrimitivesMatchReport(
+        _ model: String, _ q: Quantized, _ macs: VerboseMACs,
+        file: StaticString, line: UInt
+    ) throws {
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: q.report)) as? [String: Any]
         let nodes = try XCTUnwrap(json?["nodes"] as? [[String: Any]], "\(model): report without nodes", file: file, line: line)
         let reported: [String] = nodes.compactMap { n in
@@ -335,8 +360,9 @@ final class PTQAcceptanceTests: XCTestCase {
             VerboseMACs.weightSignature(kind: p.kind, descriptor: p.descriptor)
         }.sorted()
         XCTAssertFalse(reported.isEmpty, "\(model): the report names no quantized unit", file: file, line: line)
-        XCTAssertEqual(executed, reported, "\(model): INT8 primitives run (ONEDNN_VERBOSE) differ from the units the PTQ report quantized",
-                       file: file, line: line)
+        XCTAssertEqual(
+            executed, reported, "\(model): INT8 primitives run (ONEDNN_VERBOSE) differ from the units the PTQ report quantized",
+            file: file, line: line)
         print("PTQ \(model): \(executed.count) INT8 convolution/matmul primitives executed = \(reported.count) units in the report")
     }
 
@@ -349,8 +375,9 @@ final class PTQAcceptanceTests: XCTestCase {
         let q = try quantize("ppocr_cls", calibration: "lines")
         let (r32, r8) = try evaluatePair("cls", q, set: "lines")
         let a32 = try number(r32, "accuracy"), a8 = try number(r8, "accuracy"), agree = try number(r8, "argmax_agreement")
-        print("PTQ ppocr_cls on eval/lines (\(r8["n"] ?? "?") samples): accuracy FP32 \(f4(a32)), INT8 \(f4(a8)) "
-              + "(bar >= \(f4(a32 - 0.01))); INT8 vs FP32 argmax agreement \(f4(agree)) (bar >= 0.9800)")
+        print(
+            "PTQ ppocr_cls on eval/lines (\(r8["n"] ?? "?") samples): accuracy FP32 \(f4(a32)), INT8 \(f4(a8)) "
+                + "(bar >= \(f4(a32 - 0.01))); INT8 vs FP32 argmax agreement \(f4(agree)) (bar >= 0.9800)")
         XCTAssertGreaterThanOrEqual(a8, a32 - 0.01 - eps, "cls INT8 accuracy \(a8) < FP32 \(a32) - 0.01")
         XCTAssertGreaterThanOrEqual(agree, 0.98 - eps, "cls: INT8 changed \(f4(1 - agree)) of the predictions (> 2%)")
     }
@@ -364,8 +391,9 @@ final class PTQAcceptanceTests: XCTestCase {
         let (r32, r8) = try evaluatePair("rec", q, set: "words_v4")
         let w32 = try number(r32, "word_acc"), w8 = try number(r8, "word_acc")
         let c32 = try number(r32, "cer"), c8 = try number(r8, "cer"), agree = try number(r8, "text_agreement")
-        print("PTQ ppocr_v4_rec on eval/words_v4 (\(r8["n"] ?? "?") samples): word accuracy FP32 \(f4(w32)), INT8 \(f4(w8)) "
-              + "(bar >= \(f4(w32 - 0.01))); CER FP32 \(f4(c32)), INT8 \(f4(c8)); INT8 vs FP32 text agreement \(f4(agree))")
+        print(
+            "PTQ ppocr_v4_rec on eval/words_v4 (\(r8["n"] ?? "?") samples): word accuracy FP32 \(f4(w32)), INT8 \(f4(w8)) "
+                + "(bar >= \(f4(w32 - 0.01))); CER FP32 \(f4(c32)), INT8 \(f4(c8)); INT8 vs FP32 text agreement \(f4(agree))")
         XCTAssertGreaterThanOrEqual(w8, w32 - 0.01 - eps, "v4 rec INT8 word accuracy \(w8) < FP32 \(w32) - 0.01")
     }
 
@@ -378,16 +406,18 @@ final class PTQAcceptanceTests: XCTestCase {
         let (p32, p8) = try evaluatePair("det", q, set: "pages")
         let rec32 = try number(p32, "recall"), rec8 = try number(p8, "recall")
         let iouPages = try number(p8, "iou"), iouPagesMean = try number(p8, "iou_mean")
-        print("PTQ ppocr_v4_det on eval/pages (\(p8["n"] ?? "?") pages, \(p8["boxes"] ?? "?") boxes): box recall FP32 \(f4(rec32)), "
-              + "INT8 \(f4(rec8)) (bar >= \(f4(rec32 - 0.01))); text-mask IoU INT8 vs FP32 \(f4(iouPages)) (bar >= 0.8000; "
-              + "per-page mean \(f4(iouPagesMean)))")
+        print(
+            "PTQ ppocr_v4_det on eval/pages (\(p8["n"] ?? "?") pages, \(p8["boxes"] ?? "?") boxes): box recall FP32 \(f4(rec32)), "
+                + "INT8 \(f4(rec8)) (bar >= \(f4(rec32 - 0.01))); text-mask IoU INT8 vs FP32 \(f4(iouPages)) (bar >= 0.8000; "
+                + "per-page mean \(f4(iouPagesMean)))")
         XCTAssertGreaterThanOrEqual(rec8, rec32 - 0.01 - eps, "det INT8 box recall \(rec8) < FP32 \(rec32) - 0.01")
         XCTAssertGreaterThanOrEqual(iouPages, 0.8 - eps, "det text-mask IoU (prob > 0.3) of INT8 vs FP32 on the rendered pages: \(iouPages)")
 
         let (_, s8) = try evaluatePair("det", q, set: "scans")
         let iouScans = try number(s8, "iou"), iouScansMean = try number(s8, "iou_mean")
-        print("PTQ ppocr_v4_det on eval/scans (\(s8["n"] ?? "?") real images): text-mask IoU INT8 vs FP32 \(f4(iouScans)) "
-              + "(bar >= 0.8000; per-image mean \(f4(iouScansMean)))")
+        print(
+            "PTQ ppocr_v4_det on eval/scans (\(s8["n"] ?? "?") real images): text-mask IoU INT8 vs FP32 \(f4(iouScans)) "
+                + "(bar >= 0.8000; per-image mean \(f4(iouScansMean)))")
         XCTAssertGreaterThanOrEqual(iouScans, 0.8 - eps, "det text-mask IoU (prob > 0.3) of INT8 vs FP32 on the real scans: \(iouScans)")
     }
 

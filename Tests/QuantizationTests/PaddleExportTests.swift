@@ -1,7 +1,8 @@
 import Foundation
-@testable import Quantization
 import TestSupport
 import XCTest
+
+@testable import Quantization
 
 /// Graphs written by a real exporter: a ResNet stem + bottleneck blocks and a MobileNet-V2 stem
 /// + inverted-residual blocks built with `paddle.nn` and exported by paddle2onnx (opset 13), as
@@ -25,9 +26,10 @@ final class PaddleExportTests: XCTestCase {
         try RealModelData.require(files + [dir.appendingPathComponent("\(name).calib")])
         struct Info: Decodable { struct IO: Decodable { var name: String }; var input: IO; var output: IO }
         let info = try JSONDecoder().decode(Info.self, from: Data(contentsOf: files[1]))
-        return Export(model: try Model(contentsOf: files[0]), input: info.input.name, output: info.output.name,
-                      x: try Tensor(contentsOfNPY: files[2]), reference: try Tensor(contentsOfNPY: files[3]),
-                      calibration: dir.appendingPathComponent("\(name).calib"))
+        return Export(
+            model: try Model(contentsOf: files[0]), input: info.input.name, output: info.output.name,
+            x: try Tensor(contentsOfNPY: files[2]), reference: try Tensor(contentsOfNPY: files[3]),
+            calibration: dir.appendingPathComponent("\(name).calib"))
     }
 
     /// Ops the engine must have fused away: none of them may be left in the optimized graph.
@@ -35,15 +37,17 @@ final class PaddleExportTests: XCTestCase {
 
     private func checkFP32(_ name: String, convs: Int) throws {
         let e = try export(name)
-        XCTAssertGreaterThan(e.model.graph.nodes.filter { $0.opType == "Identity" }.count, 0,
-                             "\(name): the export has no Identity nodes: it no longer shows what this test is about")
+        XCTAssertGreaterThan(
+            e.model.graph.nodes.filter { $0.opType == "Identity" }.count, 0,
+            "\(name): the export has no Identity nodes: it no longer shows what this test is about")
         let session = try InferenceSession(model: e.model)
         let left = session.graph.nodes.filter { Self.fusedAway.contains($0.opType) }.map(\.label)
         XCTAssertEqual(left, [], "\(name): not fused into a convolution")
         // A Conv with nothing after it to fuse (a shortcut whose BN was folded, the residual of
         // another conv's sum) stays a plain Conv.
-        XCTAssertEqual(session.graph.nodes.filter { $0.opType == "FusedConv" || $0.opType == "Conv" }.count, convs,
-                       "\(K.opTypes(session.graph))")
+        XCTAssertEqual(
+            session.graph.nodes.filter { $0.opType == "FusedConv" || $0.opType == "Conv" }.count, convs,
+            "\(K.opTypes(session.graph))")
         let y = try XCTUnwrap(try session.run([e.input: e.x])[e.output])
         let ref = e.reference.floatValues()
         let range = Double((ref.max() ?? 0) - (ref.min() ?? 0))

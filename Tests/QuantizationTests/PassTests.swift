@@ -1,7 +1,8 @@
 import Foundation
-@testable import Quantization
 import TestSupport
 import XCTest
+
+@testable import Quantization
 
 // MARK: - helpers shared by PassTests and QuantizerTests
 
@@ -40,10 +41,13 @@ enum PassKit {
         return Tensor(shape: shape, scalars: r.floats(shape.reduce(1, *), in: range))
     }
 
-    static func session(_ g: Graph, opset: Int = 13, optimize: Bool = false,
-                        disabled: Set<String> = []) throws -> InferenceSession {
-        try InferenceSession(model: Model(graph: g, opsetVersion: opset),
-                             options: SessionOptions(optimize: optimize, disabledPasses: disabled))
+    static func session(
+        _ g: Graph, opset: Int = 13, optimize: Bool = false,
+        disabled: Set<String> = []
+    ) throws -> InferenceSession {
+        try InferenceSession(
+            model: Model(graph: g, opsetVersion: opset),
+            options: SessionOptions(optimize: optimize, disabledPasses: disabled))
     }
 
     /// Runs `g` as it is (no optimization passes) unless `optimize`.
@@ -55,12 +59,15 @@ enum PassKit {
     static func count(_ g: Graph, _ opType: String) -> Int { g.nodes.filter { $0.opType == opType }.count }
     static func opTypes(_ g: Graph) -> [String] { g.nodes.map(\.opType) }
 
-    static func conv(_ name: String, _ x: String, _ w: String, _ b: String? = nil, _ out: String,
-                     pad: Int = 1, group: Int = 1, transposed: Bool = false, strides: Int = 1) -> Node {
+    static func conv(
+        _ name: String, _ x: String, _ w: String, _ b: String? = nil, _ out: String,
+        pad: Int = 1, group: Int = 1, transposed: Bool = false, strides: Int = 1
+    ) -> Node {
         var attrs: [String: AttributeValue] = ["pads": .ints([pad, pad, pad, pad]), "strides": .ints([strides, strides])]
         if group != 1 { attrs["group"] = .int(group) }
-        return Node(name: name, opType: transposed ? "ConvTranspose" : "Conv", inputs: [x, w] + (b.map { [$0] } ?? []),
-                    outputs: [out], attributes: attrs)
+        return Node(
+            name: name, opType: transposed ? "ConvTranspose" : "Conv", inputs: [x, w] + (b.map { [$0] } ?? []),
+            outputs: [out], attributes: attrs)
     }
 
     /// Integer convolution (NCHW, OIHW, stride 1, zero padding of `x - zx` i.e. of the real 0):
@@ -105,9 +112,11 @@ enum PassKit {
 
 /// Runs `before` and `after` without optimization passes on `feeds` and compares every output
 /// of `before` (`|after - before| <= atol + rtol |before|`).
-func assertSameOutputs(_ before: Graph, _ after: Graph, _ feeds: [String: Tensor],
-                       opsetBefore: Int = 13, opsetAfter: Int = 13, rtol: Double = 1e-5, atol: Double = 1e-6,
-                       file: StaticString = #filePath, line: UInt = #line) throws {
+func assertSameOutputs(
+    _ before: Graph, _ after: Graph, _ feeds: [String: Tensor],
+    opsetBefore: Int = 13, opsetAfter: Int = 13, rtol: Double = 1e-5, atol: Double = 1e-6,
+    file: StaticString = #filePath, line: UInt = #line
+) throws {
     let a = try PassKit.run(before, opset: opsetBefore, feeds)
     let b = try PassKit.run(after, opset: opsetAfter, feeds)
     for o in before.outputs {
@@ -116,16 +125,19 @@ func assertSameOutputs(_ before: Graph, _ after: Graph, _ feeds: [String: Tensor
         }
         XCTAssertEqual(x.shape, y.shape, "output \(o.name)", file: file, line: line)
         let xv = x.floatValues()
-        XCTAssertGreaterThan(Set(xv).count, min(3, xv.count - 1), "output \(o.name) is degenerate: the comparison proves nothing",
-                             file: file, line: line)
+        XCTAssertGreaterThan(
+            Set(xv).count, min(3, xv.count - 1), "output \(o.name) is degenerate: the comparison proves nothing",
+            file: file, line: line)
         assertClose(y.floatValues(), xv.map(Double.init), atol: atol, rtol: rtol, "output \(o.name)", file: file, line: line)
     }
 }
 
 /// Checks int8 results against exact real values in output units (before rounding): equal to
 /// `sat(round_half_even(v))`, or one step off only where `v` is an exact .5 tie.
-func assertQuantized(_ got: [Int], _ exact: [Double], range: ClosedRange<Int>, _ message: String = "",
-                     file: StaticString = #filePath, line: UInt = #line) {
+func assertQuantized(
+    _ got: [Int], _ exact: [Double], range: ClosedRange<Int>, _ message: String = "",
+    file: StaticString = #filePath, line: UInt = #line
+) {
     guard got.count == exact.count else {
         XCTFail("count \(got.count) != expected \(exact.count). \(message)", file: file, line: line); return
     }
@@ -136,8 +148,9 @@ func assertQuantized(_ got: [Int], _ exact: [Double], range: ClosedRange<Int>, _
         if !(tie && abs(got[i] - expected[i]) == 1) { bad.append(i) }
     }
     if let i = bad.first {
-        XCTFail("\(bad.count) of \(got.count) differ; first at \(i): got \(got[i]), expected \(expected[i]) (exact \(exact[i])). \(message)",
-                file: file, line: line)
+        XCTFail(
+            "\(bad.count) of \(got.count) differ; first at \(i): got \(got[i]), expected \(expected[i]) (exact \(exact[i])). \(message)",
+            file: file, line: line)
     }
     assertInformative(expected, range: range, maxFraction: 0.45, file: file, line: line)
 }
@@ -154,21 +167,24 @@ final class PassTests: XCTestCase {
     func testConstantFoldingFoldsReshapeButNotQDQ() throws {
         var rng = SeededRandom(seed: 1)
         let b0 = rng.floats(4)
-        var g = Graph(name: "cf", nodes: [
-            Node(name: "rb", opType: "Reshape", inputs: ["b0", "shape"], outputs: ["b"]),
-            Node(name: "qw", opType: "QuantizeLinear", inputs: ["wf", "ws1", "wz1"], outputs: ["wq1"]),
-            Node(name: "dqw1", opType: "DequantizeLinear", inputs: ["wq1", "ws1", "wz1"], outputs: ["wd1"]),
-            Node(name: "dqw", opType: "DequantizeLinear", inputs: ["wq", "ws", "wz"], outputs: ["w"], attributes: ["axis": .int(0)]),
-            K.conv("conv", "x", "w", nil, "c"),
-            Node(name: "add", opType: "Add", inputs: ["c", "b"], outputs: ["y0"]),
-            Node(name: "add1", opType: "Add", inputs: ["y0", "wd1"], outputs: ["y"]),
-            Node(name: "neg", opType: "Neg", inputs: ["k"], outputs: ["kout"]),
-        ], inputs: [K.f32("x", [1, 2, 5, 5])], outputs: [K.f32("y", [1, 4, 5, 5]), K.f32("kout", [2])], initializers: [
-            "b0": K.floats([4], b0), "shape": K.i64([1, 4, 1, 1]),
-            "wf": K.floats([1, 1, 1, 5], rng.floats(5)), "ws1": K.scalar(0.01), "wz1": K.s8([], [0]),
-            "wq": K.s8([4, 2, 3, 3], rng.ints(72, in: -100...100)), "ws": K.floats([4], [0.01, 0.02, 0.005, 0.03]),
-            "wz": K.s8([4], [0, 0, 0, 0]), "k": K.floats([2], [1, -2]),
-        ])
+        var g = Graph(
+            name: "cf",
+            nodes: [
+                Node(name: "rb", opType: "Reshape", inputs: ["b0", "shape"], outputs: ["b"]),
+                Node(name: "qw", opType: "QuantizeLinear", inputs: ["wf", "ws1", "wz1"], outputs: ["wq1"]),
+                Node(name: "dqw1", opType: "DequantizeLinear", inputs: ["wq1", "ws1", "wz1"], outputs: ["wd1"]),
+                Node(name: "dqw", opType: "DequantizeLinear", inputs: ["wq", "ws", "wz"], outputs: ["w"], attributes: ["axis": .int(0)]),
+                K.conv("conv", "x", "w", nil, "c"),
+                Node(name: "add", opType: "Add", inputs: ["c", "b"], outputs: ["y0"]),
+                Node(name: "add1", opType: "Add", inputs: ["y0", "wd1"], outputs: ["y"]),
+                Node(name: "neg", opType: "Neg", inputs: ["k"], outputs: ["kout"]),
+            ], inputs: [K.f32("x", [1, 2, 5, 5])], outputs: [K.f32("y", [1, 4, 5, 5]), K.f32("kout", [2])],
+            initializers: [
+                "b0": K.floats([4], b0), "shape": K.i64([1, 4, 1, 1]),
+                "wf": K.floats([1, 1, 1, 5], rng.floats(5)), "ws1": K.scalar(0.01), "wz1": K.s8([], [0]),
+                "wq": K.s8([4, 2, 3, 3], rng.ints(72, in: -100...100)), "ws": K.floats([4], [0.01, 0.02, 0.005, 0.03]),
+                "wz": K.s8([4], [0, 0, 0, 0]), "k": K.floats([2], [1, -2]),
+            ])
         let before = g
         let report = try ConstantFolding(opset: 13).apply(&g)
         XCTAssertEqual(report.applied, ["Reshape 'rb'"])
@@ -186,15 +202,17 @@ final class PassTests: XCTestCase {
     // MARK: ActivationPatternFusion
 
     private func hardSwishGraph(divisor: Float = 6, extraOutput: String? = nil) -> Graph {
-        Graph(name: "hs", nodes: [
-            Node(name: "a", opType: "Add", inputs: ["x", "three"], outputs: ["t1"]),
-            Node(name: "c", opType: "Clip", inputs: ["t1", "zero", "six"], outputs: ["t2"]),
-            Node(name: "m", opType: "Mul", inputs: ["x", "t2"], outputs: ["t3"]),
-            Node(name: "d", opType: "Div", inputs: ["t3", "div"], outputs: ["y"]),
-            Node(name: "other", opType: "Relu", inputs: ["x"], outputs: ["z"]),
-        ], inputs: [K.f32("x", [2, 3, 4, 5])],
-              outputs: [K.f32("y", [2, 3, 4, 5]), K.f32("z", [2, 3, 4, 5])] + (extraOutput.map { [K.f32($0, [2, 3, 4, 5])] } ?? []),
-              initializers: ["three": K.scalar(3), "zero": K.scalar(0), "six": K.scalar(6), "div": K.scalar(divisor)])
+        Graph(
+            name: "hs",
+            nodes: [
+                Node(name: "a", opType: "Add", inputs: ["x", "three"], outputs: ["t1"]),
+                Node(name: "c", opType: "Clip", inputs: ["t1", "zero", "six"], outputs: ["t2"]),
+                Node(name: "m", opType: "Mul", inputs: ["x", "t2"], outputs: ["t3"]),
+                Node(name: "d", opType: "Div", inputs: ["t3", "div"], outputs: ["y"]),
+                Node(name: "other", opType: "Relu", inputs: ["x"], outputs: ["z"]),
+            ], inputs: [K.f32("x", [2, 3, 4, 5])],
+            outputs: [K.f32("y", [2, 3, 4, 5]), K.f32("z", [2, 3, 4, 5])] + (extraOutput.map { [K.f32($0, [2, 3, 4, 5])] } ?? []),
+            initializers: ["three": K.scalar(3), "zero": K.scalar(0), "six": K.scalar(6), "div": K.scalar(divisor)])
     }
 
     func testHardSwishFromClipDividedBySix() throws {
@@ -210,13 +228,15 @@ final class PassTests: XCTestCase {
 
     /// `Add(3, x)`, `Mul(Clip, x)`, `Mul(1/6, .)`: operand order does not matter.
     func testHardSwishFromClipTimesOneSixthWithConstantFirst() throws {
-        var g = Graph(name: "hs2", nodes: [
-            Node(name: "a", opType: "Add", inputs: ["three", "x"], outputs: ["t1"]),
-            Node(name: "c", opType: "Clip", inputs: ["t1", "zero", "six"], outputs: ["t2"]),
-            Node(name: "m", opType: "Mul", inputs: ["t2", "x"], outputs: ["t3"]),
-            Node(name: "s", opType: "Mul", inputs: ["sixth", "t3"], outputs: ["y"]),
-        ], inputs: [K.f32("x", [4, 16])], outputs: [K.f32("y", [4, 16])],
-           initializers: ["three": K.scalar(3), "zero": K.scalar(0), "six": K.scalar(6), "sixth": K.scalar(1 / 6)])
+        var g = Graph(
+            name: "hs2",
+            nodes: [
+                Node(name: "a", opType: "Add", inputs: ["three", "x"], outputs: ["t1"]),
+                Node(name: "c", opType: "Clip", inputs: ["t1", "zero", "six"], outputs: ["t2"]),
+                Node(name: "m", opType: "Mul", inputs: ["t2", "x"], outputs: ["t3"]),
+                Node(name: "s", opType: "Mul", inputs: ["sixth", "t3"], outputs: ["y"]),
+            ], inputs: [K.f32("x", [4, 16])], outputs: [K.f32("y", [4, 16])],
+            initializers: ["three": K.scalar(3), "zero": K.scalar(0), "six": K.scalar(6), "sixth": K.scalar(1 / 6)])
         let before = g
         let report = try ActivationPatternFusion().apply(&g)
         XCTAssertEqual(g.nodes, [Node(name: "s", opType: "HardSwish", inputs: ["x"], outputs: ["y"])])
@@ -244,11 +264,14 @@ final class PassTests: XCTestCase {
 
     func testHardSwishFromHardSigmoid() throws {
         func graph(alpha: Float?) -> Graph {
-            Graph(name: "hsg", nodes: [
-                Node(name: "h", opType: "HardSigmoid", inputs: ["x"], outputs: ["s"],
-                     attributes: alpha.map { ["alpha": .float($0), "beta": .float(0.5)] } ?? [:]),
-                Node(name: "m", opType: "Mul", inputs: ["x", "s"], outputs: ["y"]),
-            ], inputs: [K.f32("x", [3, 7])], outputs: [K.f32("y", [3, 7])])
+            Graph(
+                name: "hsg",
+                nodes: [
+                    Node(
+                        name: "h", opType: "HardSigmoid", inputs: ["x"], outputs: ["s"],
+                        attributes: alpha.map { ["alpha": .float($0), "beta": .float(0.5)] } ?? [:]),
+                    Node(name: "m", opType: "Mul", inputs: ["x", "s"], outputs: ["y"]),
+                ], inputs: [K.f32("x", [3, 7])], outputs: [K.f32("y", [3, 7])])
         }
         var g = graph(alpha: 1 / 6)
         let before = g
@@ -265,20 +288,28 @@ final class PassTests: XCTestCase {
     }
 
     func testSwishFromSigmoidTimesX() throws {
-        var g = Graph(name: "swish", nodes: [
-            Node(name: "s", opType: "Sigmoid", inputs: ["x"], outputs: ["sg"]),
-            Node(name: "m", opType: "Mul", inputs: ["sg", "x"], outputs: ["y"]),
-        ], inputs: [K.f32("x", [2, 8, 3])], outputs: [K.f32("y", [2, 8, 3])])
+        var g = Graph(
+            name: "swish",
+            nodes: [
+                Node(name: "s", opType: "Sigmoid", inputs: ["x"], outputs: ["sg"]),
+                Node(name: "m", opType: "Mul", inputs: ["sg", "x"], outputs: ["y"]),
+            ], inputs: [K.f32("x", [2, 8, 3])], outputs: [K.f32("y", [2, 8, 3])])
         let before = g
         let report = try ActivationPatternFusion().apply(&g)
-        XCTAssertEqual(g.nodes, [Node(name: "m", opType: "Swish", domain: "dnnl", inputs: ["x"], outputs: ["y"],
-                                      attributes: ["alpha": .float(1)])])
+        XCTAssertEqual(
+            g.nodes,
+            [
+                Node(
+                    name: "m", opType: "Swish", domain: "dnnl", inputs: ["x"], outputs: ["y"],
+                    attributes: ["alpha": .float(1)])
+            ])
         XCTAssertEqual(report.applied, ["Swish from Sigmoid 's', Mul 'm'"])
         try assertSameOutputs(before, g, ["x": K.random([2, 8, 3], seed: 7, in: -6...6)])
 
         // The sigmoid read a second time: no fusion.
-        var g2 = Graph(name: "swish2", nodes: before.nodes + [Node(name: "r", opType: "Relu", inputs: ["sg"], outputs: ["z"])],
-                       inputs: before.inputs, outputs: before.outputs + [K.f32("z", [2, 8, 3])])
+        var g2 = Graph(
+            name: "swish2", nodes: before.nodes + [Node(name: "r", opType: "Relu", inputs: ["sg"], outputs: ["z"])],
+            inputs: before.inputs, outputs: before.outputs + [K.f32("z", [2, 8, 3])])
         let nodes2 = g2.nodes
         let r2 = try ActivationPatternFusion().apply(&g2)
         XCTAssertEqual(g2.nodes, nodes2)
@@ -288,8 +319,10 @@ final class PassTests: XCTestCase {
     // MARK: LayerNormFusion
 
     /// `d = x - mean(x); y = d / sqrt(mean(d^2) + eps) [* gamma [+ beta]]` over axis `axis`.
-    private func layerNormGraph(axes: [Int] = [-1], affine: Bool = true, gamma: Tensor? = nil,
-                                dIsOutput: Bool = false) -> Graph {
+    private func layerNormGraph(
+        axes: [Int] = [-1], affine: Bool = true, gamma: Tensor? = nil,
+        dIsOutput: Bool = false
+    ) -> Graph {
         let shape = [2, 3, 8]
         var nodes = [
             Node(name: "rm1", opType: "ReduceMean", inputs: ["x"], outputs: ["m"], attributes: ["axes": .ints(axes)]),
@@ -307,16 +340,22 @@ final class PassTests: XCTestCase {
             inits["gamma"] = gamma ?? K.random([8], seed: 8, in: 0.5...1.5)
             inits["beta"] = K.random([8], seed: 9)
         }
-        return Graph(name: "ln", nodes: nodes, inputs: [K.f32("x", shape)],
-                     outputs: [K.f32("y", shape)] + (dIsOutput ? [K.f32("d", shape)] : []), initializers: inits)
+        return Graph(
+            name: "ln", nodes: nodes, inputs: [K.f32("x", shape)],
+            outputs: [K.f32("y", shape)] + (dIsOutput ? [K.f32("d", shape)] : []), initializers: inits)
     }
 
     func testLayerNormFusionWithGammaAndBeta() throws {
         var g = layerNormGraph()
         let before = g
         let report = try LayerNormFusion().apply(&g)
-        XCTAssertEqual(g.nodes, [Node(name: "addb", opType: "LayerNormalization", inputs: ["x", "gamma", "beta"], outputs: ["y"],
-                                      attributes: ["axis": .int(-1), "epsilon": .float(1e-5)])])
+        XCTAssertEqual(
+            g.nodes,
+            [
+                Node(
+                    name: "addb", opType: "LayerNormalization", inputs: ["x", "gamma", "beta"], outputs: ["y"],
+                    attributes: ["axis": .int(-1), "epsilon": .float(1e-5)])
+            ])
         XCTAssertEqual(report.applied, ["LayerNormalization from 9 nodes starting at ReduceMean 'rm1'"])
         XCTAssertEqual(Set(g.initializers.keys), ["gamma", "beta"])
         try assertSameOutputs(before, g, ["x": K.random([2, 3, 8], seed: 10, in: -3...3)], rtol: 1e-5, atol: 1e-5)
@@ -326,8 +365,13 @@ final class PassTests: XCTestCase {
         var g = layerNormGraph(affine: false)
         let before = g
         let report = try LayerNormFusion().apply(&g)
-        XCTAssertEqual(g.nodes, [Node(name: "div", opType: "LayerNormalization", inputs: ["x"], outputs: ["y"],
-                                      attributes: ["axis": .int(-1), "epsilon": .float(1e-5)])])
+        XCTAssertEqual(
+            g.nodes,
+            [
+                Node(
+                    name: "div", opType: "LayerNormalization", inputs: ["x"], outputs: ["y"],
+                    attributes: ["axis": .int(-1), "epsilon": .float(1e-5)])
+            ])
         XCTAssertEqual(report.applied, ["LayerNormalization from 7 nodes starting at ReduceMean 'rm1'"])
         try assertSameOutputs(before, g, ["x": K.random([2, 3, 8], seed: 11, in: -3...3)], rtol: 1e-5, atol: 1e-5)
     }
@@ -373,20 +417,24 @@ final class PassTests: XCTestCase {
 
     private struct BN { var g, b, m, v: Tensor }
     private func bn(_ c: Int, seed: UInt64) -> BN {
-        BN(g: K.random([c], seed: seed, in: 0.5...1.5), b: K.random([c], seed: seed + 1),
-           m: K.random([c], seed: seed + 2), v: K.random([c], seed: seed + 3, in: 0.2...1))
+        BN(
+            g: K.random([c], seed: seed, in: 0.5...1.5), b: K.random([c], seed: seed + 1),
+            m: K.random([c], seed: seed + 2), v: K.random([c], seed: seed + 3, in: 0.2...1))
     }
 
     func testBatchNormFoldsIntoConv() throws {
         let w = K.random([4, 3, 3, 3], seed: 20, in: -0.5...0.5), b = K.random([4], seed: 21), p = bn(4, seed: 22)
         let eps: Float = 1e-3
-        var g = Graph(name: "bn", nodes: [
-            K.conv("c", "x", "W", "B", "c_out"),
-            Node(name: "bn", opType: "BatchNormalization", inputs: ["c_out", "g", "b", "m", "v"], outputs: ["y"],
-                 attributes: ["epsilon": .float(eps)]),
-            Node(name: "other", opType: "Relu", inputs: ["x"], outputs: ["z"]),
-        ], inputs: [K.f32("x", [1, 3, 6, 6])], outputs: [K.f32("y", [1, 4, 6, 6]), K.f32("z", [1, 3, 6, 6])],
-           initializers: ["W": w, "B": b, "g": p.g, "b": p.b, "m": p.m, "v": p.v])
+        var g = Graph(
+            name: "bn",
+            nodes: [
+                K.conv("c", "x", "W", "B", "c_out"),
+                Node(
+                    name: "bn", opType: "BatchNormalization", inputs: ["c_out", "g", "b", "m", "v"], outputs: ["y"],
+                    attributes: ["epsilon": .float(eps)]),
+                Node(name: "other", opType: "Relu", inputs: ["x"], outputs: ["z"]),
+            ], inputs: [K.f32("x", [1, 3, 6, 6])], outputs: [K.f32("y", [1, 4, 6, 6]), K.f32("z", [1, 3, 6, 6])],
+            initializers: ["W": w, "B": b, "g": p.g, "b": p.b, "m": p.m, "v": p.v])
         let before = g
         let report = try ConvScaleShiftFolding().apply(&g)
         XCTAssertEqual(report.applied, ["folded BatchNormalization 'bn' into Conv 'c'"])
@@ -411,16 +459,19 @@ final class PassTests: XCTestCase {
     /// Mul by [1, C, 1, 1], Add of a constant-first [C, 1, 1], Sub and Div by scalars: all fold,
     /// and a bias appears where the conv had none.
     func testAffineChainFoldsIntoConvWithoutBias() throws {
-        var g = Graph(name: "affine", nodes: [
-            K.conv("c", "x", "W", nil, "c_out"),
-            Node(name: "mul", opType: "Mul", inputs: ["c_out", "scale"], outputs: ["t1"]),
-            Node(name: "add", opType: "Add", inputs: ["shift", "t1"], outputs: ["t2"]),
-            Node(name: "sub", opType: "Sub", inputs: ["t2", "q"], outputs: ["t3"]),
-            Node(name: "div", opType: "Div", inputs: ["t3", "two"], outputs: ["y"]),
-        ], inputs: [K.f32("x", [2, 3, 5, 5])], outputs: [K.f32("y", [2, 4, 5, 5])], initializers: [
-            "W": K.random([4, 3, 3, 3], seed: 30), "scale": K.random([1, 4, 1, 1], seed: 31, in: 0.5...2),
-            "shift": K.random([4, 1, 1], seed: 32), "q": K.scalar(0.25), "two": K.scalar(2),
-        ])
+        var g = Graph(
+            name: "affine",
+            nodes: [
+                K.conv("c", "x", "W", nil, "c_out"),
+                Node(name: "mul", opType: "Mul", inputs: ["c_out", "scale"], outputs: ["t1"]),
+                Node(name: "add", opType: "Add", inputs: ["shift", "t1"], outputs: ["t2"]),
+                Node(name: "sub", opType: "Sub", inputs: ["t2", "q"], outputs: ["t3"]),
+                Node(name: "div", opType: "Div", inputs: ["t3", "two"], outputs: ["y"]),
+            ], inputs: [K.f32("x", [2, 3, 5, 5])], outputs: [K.f32("y", [2, 4, 5, 5])],
+            initializers: [
+                "W": K.random([4, 3, 3, 3], seed: 30), "scale": K.random([1, 4, 1, 1], seed: 31, in: 0.5...2),
+                "shift": K.random([4, 1, 1], seed: 32), "q": K.scalar(0.25), "two": K.scalar(2),
+            ])
         let before = g
         let report = try ConvScaleShiftFolding().apply(&g)
         XCTAssertEqual(report.applied, ["folded Mul 'mul', Add 'add', Sub 'sub', Div 'div' into Conv 'c'"])
@@ -433,14 +484,17 @@ final class PassTests: XCTestCase {
     /// ConvTranspose with groups (weights [IC, OC/g, kh, kw]), then BN and a constant-first Sub.
     func testBatchNormAndSubFoldIntoGroupedConvTranspose() throws {
         let p = bn(6, seed: 40)
-        var g = Graph(name: "deconv", nodes: [
-            K.conv("ct", "x", "W", "B", "c_out", pad: 0, group: 2, transposed: true, strides: 2),
-            Node(name: "bn", opType: "BatchNormalization", inputs: ["c_out", "g", "b", "m", "v"], outputs: ["t"]),
-            Node(name: "neg", opType: "Sub", inputs: ["k", "t"], outputs: ["y"]),
-        ], inputs: [K.f32("x", [1, 4, 5, 5])], outputs: [K.f32("y", [1, 6, 11, 11])], initializers: [
-            "W": K.random([4, 3, 3, 3], seed: 41), "B": K.random([6], seed: 42), "g": p.g, "b": p.b, "m": p.m, "v": p.v,
-            "k": K.random([1, 6, 1, 1], seed: 43),
-        ])
+        var g = Graph(
+            name: "deconv",
+            nodes: [
+                K.conv("ct", "x", "W", "B", "c_out", pad: 0, group: 2, transposed: true, strides: 2),
+                Node(name: "bn", opType: "BatchNormalization", inputs: ["c_out", "g", "b", "m", "v"], outputs: ["t"]),
+                Node(name: "neg", opType: "Sub", inputs: ["k", "t"], outputs: ["y"]),
+            ], inputs: [K.f32("x", [1, 4, 5, 5])], outputs: [K.f32("y", [1, 6, 11, 11])],
+            initializers: [
+                "W": K.random([4, 3, 3, 3], seed: 41), "B": K.random([6], seed: 42), "g": p.g, "b": p.b, "m": p.m, "v": p.v,
+                "k": K.random([1, 6, 1, 1], seed: 43),
+            ])
         let before = g
         let report = try ConvScaleShiftFolding().apply(&g)
         XCTAssertEqual(report.applied, ["folded BatchNormalization 'bn', Sub 'neg' into ConvTranspose 'ct'"])
@@ -453,10 +507,13 @@ final class PassTests: XCTestCase {
         let p = bn(4, seed: 50)
         let x = K.f32("x", [1, 3, 6, 6]), out = [1, 4, 4, 4]
         let w = K.random([4, 3, 3, 3], seed: 51)
-        func check(_ name: String, _ nodes: [Node], inputs: [ValueInfo] = [], outputs: [String] = ["y"],
-                   _ inits: [String: Tensor], run: Bool = true, file: StaticString = #filePath, line: UInt = #line) throws {
-            var g = Graph(name: name, nodes: [K.conv("c", "x", "W", "B", "c_out", pad: 0)] + nodes, inputs: [x] + inputs,
-                          outputs: outputs.map { K.f32($0, out) }, initializers: inits.merging(["W": w, "B": K.random([4], seed: 52)]) { a, _ in a })
+        func check(
+            _ name: String, _ nodes: [Node], inputs: [ValueInfo] = [], outputs: [String] = ["y"],
+            _ inits: [String: Tensor], run: Bool = true, file: StaticString = #filePath, line: UInt = #line
+        ) throws {
+            var g = Graph(
+                name: name, nodes: [K.conv("c", "x", "W", "B", "c_out", pad: 0)] + nodes, inputs: [x] + inputs,
+                outputs: outputs.map { K.f32($0, out) }, initializers: inits.merging(["W": w, "B": K.random([4], seed: 52)]) { a, _ in a })
             let before = g
             let report = try ConvScaleShiftFolding().apply(&g)
             XCTAssertEqual(g.nodes, before.nodes, name, file: file, line: line)
@@ -468,21 +525,29 @@ final class PassTests: XCTestCase {
             }
         }
         // A BatchNormalization whose mean is a run-time input (not constant).
-        try check("bn-runtime-mean", [Node(name: "bn", opType: "BatchNormalization", inputs: ["c_out", "g", "b", "mean", "v"], outputs: ["y"])],
-                  inputs: [K.f32("mean", [4])], ["g": p.g, "b": p.b, "v": p.v], run: false)
+        try check(
+            "bn-runtime-mean", [Node(name: "bn", opType: "BatchNormalization", inputs: ["c_out", "g", "b", "mean", "v"], outputs: ["y"])],
+            inputs: [K.f32("mean", [4])], ["g": p.g, "b": p.b, "v": p.v], run: false)
         // Mul by a [4] constant: broadcasts along W (whose size happens to be 4), not channels.
-        try check("mul-last-axis", [Node(name: "mul", opType: "Mul", inputs: ["c_out", "s"], outputs: ["y"])],
-                  ["s": K.floats([4], [1, 2, 3, 4])])
+        try check(
+            "mul-last-axis", [Node(name: "mul", opType: "Mul", inputs: ["c_out", "s"], outputs: ["y"])],
+            ["s": K.floats([4], [1, 2, 3, 4])])
         // Div with the constant first (2 / conv) is not affine.
-        try check("div-constant-first", [Node(name: "div", opType: "Div", inputs: ["two", "c_out"], outputs: ["y"])],
-                  ["two": K.scalar(2)])
+        try check(
+            "div-constant-first", [Node(name: "div", opType: "Div", inputs: ["two", "c_out"], outputs: ["y"])],
+            ["two": K.scalar(2)])
         // The conv result read twice.
-        try check("two-readers", [Node(name: "mul", opType: "Mul", inputs: ["c_out", "two"], outputs: ["y"]),
-                                  Node(name: "r", opType: "Relu", inputs: ["c_out"], outputs: ["z"])],
-                  outputs: ["y", "z"], ["two": K.scalar(2)])
+        try check(
+            "two-readers",
+            [
+                Node(name: "mul", opType: "Mul", inputs: ["c_out", "two"], outputs: ["y"]),
+                Node(name: "r", opType: "Relu", inputs: ["c_out"], outputs: ["z"]),
+            ],
+            outputs: ["y", "z"], ["two": K.scalar(2)])
         // The conv result is a graph output.
-        try check("graph-output", [Node(name: "mul", opType: "Mul", inputs: ["c_out", "two"], outputs: ["y"])],
-                  outputs: ["y", "c_out"], ["two": K.scalar(2)])
+        try check(
+            "graph-output", [Node(name: "mul", opType: "Mul", inputs: ["c_out", "two"], outputs: ["y"])],
+            outputs: ["y", "c_out"], ["two": K.scalar(2)])
     }
 
     /// A Conv whose bias is computed (here `DequantizeLinear` of an int32 constant, which
@@ -490,14 +555,17 @@ final class PassTests: XCTestCase {
     /// a per-channel Mul: folding must keep the bias (or not fold at all), never drop it.
     func testFoldingKeepsABiasThatIsNotAnInitializer() throws {
         let bq = [100, -200, 300, 50]
-        var g = Graph(name: "dqbias", nodes: [
-            Node(name: "dqb", opType: "DequantizeLinear", inputs: ["bq", "bs", "bz"], outputs: ["bias"]),
-            K.conv("c", "x", "W", "bias", "c_out"),
-            Node(name: "mul", opType: "Mul", inputs: ["c_out", "s"], outputs: ["y"]),
-        ], inputs: [K.f32("x", [1, 3, 6, 6])], outputs: [K.f32("y", [1, 4, 6, 6])], initializers: [
-            "W": K.random([4, 3, 3, 3], seed: 60), "bq": K.s32([4], bq), "bs": K.scalar(0.01), "bz": K.s32([], [0]),
-            "s": K.floats([1, 4, 1, 1], [1, 2, 0.5, -1]),
-        ])
+        var g = Graph(
+            name: "dqbias",
+            nodes: [
+                Node(name: "dqb", opType: "DequantizeLinear", inputs: ["bq", "bs", "bz"], outputs: ["bias"]),
+                K.conv("c", "x", "W", "bias", "c_out"),
+                Node(name: "mul", opType: "Mul", inputs: ["c_out", "s"], outputs: ["y"]),
+            ], inputs: [K.f32("x", [1, 3, 6, 6])], outputs: [K.f32("y", [1, 4, 6, 6])],
+            initializers: [
+                "W": K.random([4, 3, 3, 3], seed: 60), "bq": K.s32([4], bq), "bs": K.scalar(0.01), "bz": K.s32([], [0]),
+                "s": K.floats([1, 4, 1, 1], [1, 2, 0.5, -1]),
+            ])
         let before = g
         _ = try ConvScaleShiftFolding().apply(&g)
         let x = K.random([1, 3, 6, 6], seed: 61)
@@ -510,19 +578,23 @@ final class PassTests: XCTestCase {
 
     // MARK: PostOpFusion
 
-    private func convGraph(_ tail: [Node], outputs: [ValueInfo], extraInputs: [ValueInfo] = [],
-                           inits: [String: Tensor] = [:]) -> Graph {
-        Graph(name: "post", nodes: [K.conv("c", "x", "W", "B", "c_out")] + tail, inputs: [K.f32("x", [1, 3, 6, 6])] + extraInputs,
-              outputs: outputs, initializers: inits.merging(["W": K.random([4, 3, 3, 3], seed: 70), "B": K.random([4], seed: 71)]) { a, _ in a })
+    private func convGraph(
+        _ tail: [Node], outputs: [ValueInfo], extraInputs: [ValueInfo] = [],
+        inits: [String: Tensor] = [:]
+    ) -> Graph {
+        Graph(
+            name: "post", nodes: [K.conv("c", "x", "W", "B", "c_out")] + tail, inputs: [K.f32("x", [1, 3, 6, 6])] + extraInputs,
+            outputs: outputs, initializers: inits.merging(["W": K.random([4, 3, 3, 3], seed: 70), "B": K.random([4], seed: 71)]) { a, _ in a })
     }
 
     func testPostOpFusionMergesConsecutiveLinearsThenRelu() throws {
-        var g = convGraph([
-            Node(name: "m", opType: "Mul", inputs: ["c_out", "k1"], outputs: ["t1"]),
-            Node(name: "a", opType: "Add", inputs: ["t1", "k2"], outputs: ["t2"]),
-            Node(name: "r", opType: "Relu", inputs: ["t2"], outputs: ["y"]),
-            Node(name: "other", opType: "Tanh", inputs: ["x"], outputs: ["z"]),
-        ], outputs: [K.f32("y", [1, 4, 6, 6]), K.f32("z", [1, 3, 6, 6])], inits: ["k1": K.scalar(1.5), "k2": K.scalar(-0.5)])
+        var g = convGraph(
+            [
+                Node(name: "m", opType: "Mul", inputs: ["c_out", "k1"], outputs: ["t1"]),
+                Node(name: "a", opType: "Add", inputs: ["t1", "k2"], outputs: ["t2"]),
+                Node(name: "r", opType: "Relu", inputs: ["t2"], outputs: ["y"]),
+                Node(name: "other", opType: "Tanh", inputs: ["x"], outputs: ["z"]),
+            ], outputs: [K.f32("y", [1, 4, 6, 6]), K.f32("z", [1, 3, 6, 6])], inits: ["k1": K.scalar(1.5), "k2": K.scalar(-0.5)])
         let before = g
         let report = try PostOpFusion().apply(&g)
         XCTAssertEqual(report.applied, ["Conv 'c'+linear+relu (3 nodes)"])
@@ -544,11 +616,12 @@ final class PassTests: XCTestCase {
     /// relu + linear(1.5) + linear(1, 0.3) would repeat `linear` with other parameters (which
     /// oneDNN 2.6 gets wrong): the chain stops before the second linear.
     func testPostOpChainStopsBeforeARepeatedEltwiseWithOtherParameters() throws {
-        var g = convGraph([
-            Node(name: "m", opType: "Mul", inputs: ["c_out", "k1"], outputs: ["t1"]),
-            Node(name: "r", opType: "Relu", inputs: ["t1"], outputs: ["t2"]),
-            Node(name: "a", opType: "Add", inputs: ["t2", "k2"], outputs: ["y"]),
-        ], outputs: [K.f32("y", [1, 4, 6, 6])], inits: ["k1": K.scalar(1.5), "k2": K.scalar(0.3)])
+        var g = convGraph(
+            [
+                Node(name: "m", opType: "Mul", inputs: ["c_out", "k1"], outputs: ["t1"]),
+                Node(name: "r", opType: "Relu", inputs: ["t1"], outputs: ["t2"]),
+                Node(name: "a", opType: "Add", inputs: ["t2", "k2"], outputs: ["y"]),
+            ], outputs: [K.f32("y", [1, 4, 6, 6])], inits: ["k1": K.scalar(1.5), "k2": K.scalar(0.3)])
         let before = g
         let report = try PostOpFusion().apply(&g)
         XCTAssertEqual(report.applied, ["Conv 'c'+linear+relu (2 nodes)"])
@@ -560,20 +633,22 @@ final class PassTests: XCTestCase {
 
         // Relu then LeakyRelu (relu with alpha 0.1), and Clip(0, 6) then HardSigmoid (whose
         // clip(0, 1) repeats clip): each stops, appending nothing of the clashing node.
-        var g2 = convGraph([
-            Node(name: "r", opType: "Relu", inputs: ["c_out"], outputs: ["t1"]),
-            Node(name: "l", opType: "LeakyRelu", inputs: ["t1"], outputs: ["y"], attributes: ["alpha": .float(0.1)]),
-        ], outputs: [K.f32("y", [1, 4, 6, 6])])
+        var g2 = convGraph(
+            [
+                Node(name: "r", opType: "Relu", inputs: ["c_out"], outputs: ["t1"]),
+                Node(name: "l", opType: "LeakyRelu", inputs: ["t1"], outputs: ["y"], attributes: ["alpha": .float(0.1)]),
+            ], outputs: [K.f32("y", [1, 4, 6, 6])])
         let before2 = g2
         _ = try PostOpFusion().apply(&g2)
         XCTAssertEqual(K.opTypes(g2), ["FusedConv", "LeakyRelu"])
         XCTAssertEqual(g2.nodes[0].postOpNames, ["relu"])
         try assertSameOutputs(before2, g2, ["x": K.random([1, 3, 6, 6], seed: 74)], rtol: 1e-5, atol: 1e-5)
 
-        var g3 = convGraph([
-            Node(name: "cl", opType: "Clip", inputs: ["c_out", "lo", "hi"], outputs: ["t1"]),
-            Node(name: "hs", opType: "HardSigmoid", inputs: ["t1"], outputs: ["y"]),
-        ], outputs: [K.f32("y", [1, 4, 6, 6])], inits: ["lo": K.scalar(0), "hi": K.scalar(6)])
+        var g3 = convGraph(
+            [
+                Node(name: "cl", opType: "Clip", inputs: ["c_out", "lo", "hi"], outputs: ["t1"]),
+                Node(name: "hs", opType: "HardSigmoid", inputs: ["t1"], outputs: ["y"]),
+            ], outputs: [K.f32("y", [1, 4, 6, 6])], inits: ["lo": K.scalar(0), "hi": K.scalar(6)])
         let before3 = g3
         _ = try PostOpFusion().apply(&g3)
         XCTAssertEqual(K.opTypes(g3), ["FusedConv", "HardSigmoid"])
@@ -584,10 +659,11 @@ final class PassTests: XCTestCase {
 
     /// HardSigmoid after a Mul: its linear merges with the Mul's (0.2 (2x) + 0.5 = 0.4x + 0.5).
     func testHardSigmoidLinearMergesWithAPrecedingMul() throws {
-        var g = convGraph([
-            Node(name: "m", opType: "Mul", inputs: ["c_out", "two"], outputs: ["t1"]),
-            Node(name: "hs", opType: "HardSigmoid", inputs: ["t1"], outputs: ["y"]),
-        ], outputs: [K.f32("y", [1, 4, 6, 6])], inits: ["two": K.scalar(2)])
+        var g = convGraph(
+            [
+                Node(name: "m", opType: "Mul", inputs: ["c_out", "two"], outputs: ["t1"]),
+                Node(name: "hs", opType: "HardSigmoid", inputs: ["t1"], outputs: ["y"]),
+            ], outputs: [K.f32("y", [1, 4, 6, 6])], inits: ["two": K.scalar(2)])
         let before = g
         _ = try PostOpFusion().apply(&g)
         XCTAssertEqual(K.opTypes(g), ["FusedConv"])
@@ -602,12 +678,13 @@ final class PassTests: XCTestCase {
     /// Add of another run-time tensor: a sum post-op, in place when nothing else reads it.
     func testResidualAddBecomesSumPostOp() throws {
         for zIsOutput in [false, true] {
-            var g = convGraph([
-                Node(name: "t", opType: "Tanh", inputs: ["u"], outputs: ["zz"]),
-                Node(name: "add", opType: "Add", inputs: ["c_out", "zz"], outputs: ["s"]),
-                Node(name: "r", opType: "Relu", inputs: ["s"], outputs: ["y"]),
-            ], outputs: [K.f32("y", [1, 4, 6, 6])] + (zIsOutput ? [K.f32("zz", [1, 4, 6, 6])] : []),
-               extraInputs: [K.f32("u", [1, 4, 6, 6])])
+            var g = convGraph(
+                [
+                    Node(name: "t", opType: "Tanh", inputs: ["u"], outputs: ["zz"]),
+                    Node(name: "add", opType: "Add", inputs: ["c_out", "zz"], outputs: ["s"]),
+                    Node(name: "r", opType: "Relu", inputs: ["s"], outputs: ["y"]),
+                ], outputs: [K.f32("y", [1, 4, 6, 6])] + (zIsOutput ? [K.f32("zz", [1, 4, 6, 6])] : []),
+                extraInputs: [K.f32("u", [1, 4, 6, 6])])
             let before = g
             let report = try PostOpFusion().apply(&g)
             XCTAssertEqual(report.applied, ["Conv 'c'+sum+relu (2 nodes)"])
@@ -617,19 +694,23 @@ final class PassTests: XCTestCase {
             XCTAssertEqual(f.outputs, ["y"])
             XCTAssertEqual(f.postOpNames, ["sum", "relu"])
             XCTAssertEqual(f.postOps.sumInPlace, !zIsOutput)
-            try assertSameOutputs(before, g, ["x": K.random([1, 3, 6, 6], seed: 77), "u": K.random([1, 4, 6, 6], seed: 78, in: -2...2)],
-                                  rtol: 1e-5, atol: 1e-5)
+            try assertSameOutputs(
+                before, g, ["x": K.random([1, 3, 6, 6], seed: 77), "u": K.random([1, 4, 6, 6], seed: 78, in: -2...2)],
+                rtol: 1e-5, atol: 1e-5)
         }
     }
 
     func testMatMulBiasAddBecomesThePrimitiveBias() throws {
-        var g = Graph(name: "mm", nodes: [
-            Node(name: "mm", opType: "MatMul", inputs: ["a", "B"], outputs: ["m"]),
-            Node(name: "add", opType: "Add", inputs: ["m", "bias"], outputs: ["t"]),
-            Node(name: "r", opType: "Relu", inputs: ["t"], outputs: ["y"]),
-        ], inputs: [K.f32("a", [2, 3, 5])], outputs: [K.f32("y", [2, 3, 4])], initializers: [
-            "B": K.random([5, 4], seed: 80), "bias": K.random([4], seed: 81),
-        ])
+        var g = Graph(
+            name: "mm",
+            nodes: [
+                Node(name: "mm", opType: "MatMul", inputs: ["a", "B"], outputs: ["m"]),
+                Node(name: "add", opType: "Add", inputs: ["m", "bias"], outputs: ["t"]),
+                Node(name: "r", opType: "Relu", inputs: ["t"], outputs: ["y"]),
+            ], inputs: [K.f32("a", [2, 3, 5])], outputs: [K.f32("y", [2, 3, 4])],
+            initializers: [
+                "B": K.random([5, 4], seed: 80), "bias": K.random([4], seed: 81),
+            ])
         let before = g
         let report = try PostOpFusion().apply(&g)
         XCTAssertEqual(report.applied, ["MatMul 'mm' +bias+relu (2 nodes)"])
@@ -640,11 +721,13 @@ final class PassTests: XCTestCase {
         try assertSameOutputs(before, g, ["a": K.random([2, 3, 5], seed: 82)], rtol: 1e-5, atol: 1e-5)
 
         // A bias Add after the activation is not the primitive's bias: the chain stops there.
-        var g2 = Graph(name: "mm2", nodes: [
-            Node(name: "mm", opType: "MatMul", inputs: ["a", "B"], outputs: ["m"]),
-            Node(name: "r", opType: "Relu", inputs: ["m"], outputs: ["t"]),
-            Node(name: "add", opType: "Add", inputs: ["t", "bias"], outputs: ["y"]),
-        ], inputs: before.inputs, outputs: before.outputs, initializers: before.initializers)
+        var g2 = Graph(
+            name: "mm2",
+            nodes: [
+                Node(name: "mm", opType: "MatMul", inputs: ["a", "B"], outputs: ["m"]),
+                Node(name: "r", opType: "Relu", inputs: ["m"], outputs: ["t"]),
+                Node(name: "add", opType: "Add", inputs: ["t", "bias"], outputs: ["y"]),
+            ], inputs: before.inputs, outputs: before.outputs, initializers: before.initializers)
         let before2 = g2
         _ = try PostOpFusion().apply(&g2)
         XCTAssertEqual(K.opTypes(g2), ["FusedMatMul", "Add"])
@@ -653,12 +736,15 @@ final class PassTests: XCTestCase {
     }
 
     func testGemmKeepsItsAttributesWhenFused() throws {
-        var g = Graph(name: "gemm", nodes: [
-            Node(name: "gm", opType: "Gemm", inputs: ["a", "W", "C"], outputs: ["t"], attributes: ["transB": .int(1)]),
-            Node(name: "s", opType: "Sigmoid", inputs: ["t"], outputs: ["y"]),
-        ], inputs: [K.f32("a", [3, 6])], outputs: [K.f32("y", [3, 5])], initializers: [
-            "W": K.random([5, 6], seed: 84), "C": K.random([5], seed: 85),
-        ])
+        var g = Graph(
+            name: "gemm",
+            nodes: [
+                Node(name: "gm", opType: "Gemm", inputs: ["a", "W", "C"], outputs: ["t"], attributes: ["transB": .int(1)]),
+                Node(name: "s", opType: "Sigmoid", inputs: ["t"], outputs: ["y"]),
+            ], inputs: [K.f32("a", [3, 6])], outputs: [K.f32("y", [3, 5])],
+            initializers: [
+                "W": K.random([5, 6], seed: 84), "C": K.random([5], seed: 85),
+            ])
         let before = g
         _ = try PostOpFusion().apply(&g)
         XCTAssertEqual(K.opTypes(g), ["FusedGemm"])
@@ -670,18 +756,21 @@ final class PassTests: XCTestCase {
     func testPostOpFusionLeavesSharedOrOutputResultsAndConvTranspose() throws {
         // The conv result is a graph output, or read twice: nothing fuses.
         for extra in [[Node](), [Node(name: "t", opType: "Tanh", inputs: ["c_out"], outputs: ["z"])]] {
-            var g = convGraph([Node(name: "r", opType: "Relu", inputs: ["c_out"], outputs: ["y"])] + extra,
-                              outputs: [K.f32("y", [1, 4, 6, 6])] + (extra.isEmpty ? [K.f32("c_out", [1, 4, 6, 6])] : [K.f32("z", [1, 4, 6, 6])]))
+            var g = convGraph(
+                [Node(name: "r", opType: "Relu", inputs: ["c_out"], outputs: ["y"])] + extra,
+                outputs: [K.f32("y", [1, 4, 6, 6])] + (extra.isEmpty ? [K.f32("c_out", [1, 4, 6, 6])] : [K.f32("z", [1, 4, 6, 6])]))
             let nodes = g.nodes
             let report = try PostOpFusion().apply(&g)
             XCTAssertEqual(g.nodes, nodes)
             XCTAssertEqual(report.applied, [])
         }
         // ConvTranspose is not an anchor.
-        var g = Graph(name: "ct", nodes: [
-            K.conv("ct", "x", "W", nil, "c_out", transposed: true),
-            Node(name: "r", opType: "Relu", inputs: ["c_out"], outputs: ["y"]),
-        ], inputs: [K.f32("x", [1, 3, 6, 6])], outputs: [K.f32("y", [1, 4, 6, 6])], initializers: ["W": K.random([3, 4, 3, 3], seed: 87)])
+        var g = Graph(
+            name: "ct",
+            nodes: [
+                K.conv("ct", "x", "W", nil, "c_out", transposed: true),
+                Node(name: "r", opType: "Relu", inputs: ["c_out"], outputs: ["y"]),
+            ], inputs: [K.f32("x", [1, 3, 6, 6])], outputs: [K.f32("y", [1, 4, 6, 6])], initializers: ["W": K.random([3, 4, 3, 3], seed: 87)])
         let nodes = g.nodes
         _ = try PostOpFusion().apply(&g)
         XCTAssertEqual(g.nodes, nodes)
@@ -690,17 +779,19 @@ final class PassTests: XCTestCase {
     // MARK: OpsetUpgrade
 
     private func opset11Graph() -> Graph {
-        Graph(name: "o11", nodes: [
-            Node(name: "unsq", opType: "Unsqueeze", inputs: ["x"], outputs: ["u"], attributes: ["axes": .ints([0])]),
-            Node(name: "sq", opType: "Squeeze", inputs: ["u"], outputs: ["s"], attributes: ["axes": .ints([0])]),
-            Node(name: "sp", opType: "Split", inputs: ["s"], outputs: ["s1", "s2"], attributes: ["axis": .int(2), "split": .ints([1, 3])]),
-            Node(name: "rs", opType: "ReduceSum", inputs: ["s2"], outputs: ["r"], attributes: ["axes": .ints([2]), "keepdims": .int(1)]),
-            Node(name: "add", opType: "Add", inputs: ["s1", "r"], outputs: ["o1"]),
-            Node(name: "sm1", opType: "Softmax", inputs: ["x"], outputs: ["o2"], attributes: ["axis": .int(1)]),
-            Node(name: "sm2", opType: "Softmax", inputs: ["x"], outputs: ["o3"], attributes: ["axis": .int(-1)]),
-            Node(name: "lsm", opType: "LogSoftmax", inputs: ["x"], outputs: ["o4"], attributes: ["axis": .int(2)]),
-        ], inputs: [K.f32("x", [2, 3, 4])],
-              outputs: [K.f32("o1", [2, 3, 1]), K.f32("o2", [2, 3, 4]), K.f32("o3", [2, 3, 4]), K.f32("o4", [2, 3, 4])])
+        Graph(
+            name: "o11",
+            nodes: [
+                Node(name: "unsq", opType: "Unsqueeze", inputs: ["x"], outputs: ["u"], attributes: ["axes": .ints([0])]),
+                Node(name: "sq", opType: "Squeeze", inputs: ["u"], outputs: ["s"], attributes: ["axes": .ints([0])]),
+                Node(name: "sp", opType: "Split", inputs: ["s"], outputs: ["s1", "s2"], attributes: ["axis": .int(2), "split": .ints([1, 3])]),
+                Node(name: "rs", opType: "ReduceSum", inputs: ["s2"], outputs: ["r"], attributes: ["axes": .ints([2]), "keepdims": .int(1)]),
+                Node(name: "add", opType: "Add", inputs: ["s1", "r"], outputs: ["o1"]),
+                Node(name: "sm1", opType: "Softmax", inputs: ["x"], outputs: ["o2"], attributes: ["axis": .int(1)]),
+                Node(name: "sm2", opType: "Softmax", inputs: ["x"], outputs: ["o3"], attributes: ["axis": .int(-1)]),
+                Node(name: "lsm", opType: "LogSoftmax", inputs: ["x"], outputs: ["o4"], attributes: ["axis": .int(2)]),
+            ], inputs: [K.f32("x", [2, 3, 4])],
+            outputs: [K.f32("o1", [2, 3, 1]), K.f32("o2", [2, 3, 4]), K.f32("o3", [2, 3, 4]), K.f32("o4", [2, 3, 4])])
     }
 
     func testOpsetUpgradeMovesAttributesToInputsAndKeepsOldSoftmaxSemantics() throws {
@@ -795,18 +886,21 @@ final class QDQFusionTests: XCTestCase {
             return max(0, Double(sx) * Double(sw[o]) * Double(acc[i] + bq[o]))
         }
         let sy = K.powerOfTwoScale(covering: real.max()!, target: 250)
-        let g = Graph(name: "qconv", nodes: [
-            dq("dqx", "x_q", "sx", "zx", "x"),
-            dq("dqw", "wq", "ws", "wz", "w", axis: 0),
-            dq("dqb", "bq", "bs", "bz", "b", axis: 0),
-            K.conv("conv", "x", "w", "b", "c"),
-            Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["r"]),
-            q("q", "r", "sy", "zy", "y_q"),
-        ], inputs: [K.value("x_q", .u8, xs)], outputs: [K.value("y_q", .u8, ys)], initializers: [
-            "sx": K.scalar(sx), "zx": K.u8([], [0]), "wq": K.s8(ws, wq), "ws": K.floats([4], sw), "wz": K.s8([4], [0, 0, 0, 0]),
-            "bq": K.s32([4], bq), "bs": K.floats([4], sw.map { $0 * sx }), "bz": K.s32([4], [0, 0, 0, 0]),
-            "sy": K.scalar(sy), "zy": K.u8([], [0]),
-        ])
+        let g = Graph(
+            name: "qconv",
+            nodes: [
+                dq("dqx", "x_q", "sx", "zx", "x"),
+                dq("dqw", "wq", "ws", "wz", "w", axis: 0),
+                dq("dqb", "bq", "bs", "bz", "b", axis: 0),
+                K.conv("conv", "x", "w", "b", "c"),
+                Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["r"]),
+                q("q", "r", "sy", "zy", "y_q"),
+            ], inputs: [K.value("x_q", .u8, xs)], outputs: [K.value("y_q", .u8, ys)],
+            initializers: [
+                "sx": K.scalar(sx), "zx": K.u8([], [0]), "wq": K.s8(ws, wq), "ws": K.floats([4], sw), "wz": K.s8([4], [0, 0, 0, 0]),
+                "bq": K.s32([4], bq), "bs": K.floats([4], sw.map { $0 * sx }), "bz": K.s32([4], [0, 0, 0, 0]),
+                "sy": K.scalar(sy), "zy": K.u8([], [0]),
+            ])
         var fused = g
         let report = try QDQFusion().apply(&fused)
         XCTAssertEqual(report.applied, ["Conv 'conv' -> QConv u8 input, u8 output+relu"])
@@ -856,16 +950,20 @@ final class QDQFusionTests: XCTestCase {
             }
         }
         let sy = K.powerOfTwoScale(covering: real.map(abs).max()!, target: 120)
-        let g = Graph(name: "qmm", nodes: [
-            dq("dqx", "x_q", "sx", "zx", "x"),
-            dq("dqw", "wq", "ws", "wz", "w", axis: 1),
-            Node(name: "mm", opType: "MatMul", inputs: ["x", "w"], outputs: ["m"]),
-            Node(name: "add", opType: "Add", inputs: ["m", "bias"], outputs: ["t"]),
-            q("q", "t", "sy", "zy", "y_q"),
-        ], inputs: [K.value("x_q", .u8, [2, 3, k])], outputs: [K.value("y_q", .s8, [2, 3, n])], initializers: [
-            "sx": K.scalar(sx), "zx": K.u8([], [zx]), "wq": K.s8([k, n], wq), "ws": K.floats([n], sw), "wz": K.s8([n], [Int](repeating: 0, count: n)),
-            "bias": K.floats([n], bias), "sy": K.scalar(sy), "zy": K.s8([], [0]),
-        ])
+        let g = Graph(
+            name: "qmm",
+            nodes: [
+                dq("dqx", "x_q", "sx", "zx", "x"),
+                dq("dqw", "wq", "ws", "wz", "w", axis: 1),
+                Node(name: "mm", opType: "MatMul", inputs: ["x", "w"], outputs: ["m"]),
+                Node(name: "add", opType: "Add", inputs: ["m", "bias"], outputs: ["t"]),
+                q("q", "t", "sy", "zy", "y_q"),
+            ], inputs: [K.value("x_q", .u8, [2, 3, k])], outputs: [K.value("y_q", .s8, [2, 3, n])],
+            initializers: [
+                "sx": K.scalar(sx), "zx": K.u8([], [zx]), "wq": K.s8([k, n], wq), "ws": K.floats([n], sw),
+                "wz": K.s8([n], [Int](repeating: 0, count: n)),
+                "bias": K.floats([n], bias), "sy": K.scalar(sy), "zy": K.s8([], [0]),
+            ])
         var fused = g
         let report = try QDQFusion().apply(&fused)
         XCTAssertEqual(report.applied, ["MatMul 'mm' -> QMatMul u8 input, s8 output"])
@@ -899,20 +997,23 @@ final class QDQFusionTests: XCTestCase {
             return max(0, Double(sx) * Double(sw[o]) * Double(acc[i] + bq[o]) + Double(sz) * Double(zq[i]))
         }
         let sy = K.powerOfTwoScale(covering: real.max()!, target: 250)
-        let g = Graph(name: "qres", nodes: [
-            dq("dqx", "x_q", "sx", "zx", "x"),
-            dq("dqw", "wq", "ws", "wz", "w", axis: 0),
-            dq("dqb", "bq", "bs", "bz", "b", axis: 0),
-            dq("dqz", "z_q", "sz", "zz", "z"),
-            K.conv("conv", "x", "w", "b", "c"),
-            Node(name: "add", opType: "Add", inputs: ["c", "z"], outputs: ["s"]),
-            Node(name: "relu", opType: "Relu", inputs: ["s"], outputs: ["r"]),
-            q("q", "r", "sy", "zy", "y_q"),
-        ], inputs: [K.value("x_q", .u8, xs), K.value("z_q", .s8, ys)], outputs: [K.value("y_q", .u8, ys)], initializers: [
-            "sx": K.scalar(sx), "zx": K.u8([], [0]), "wq": K.s8(ws, wq), "ws": K.floats([4], sw), "wz": K.s8([4], [0, 0, 0, 0]),
-            "bq": K.s32([4], bq), "bs": K.floats([4], sw.map { $0 * sx }), "bz": K.s32([4], [0, 0, 0, 0]),
-            "sz": K.scalar(sz), "zz": K.s8([], [0]), "sy": K.scalar(sy), "zy": K.u8([], [0]),
-        ])
+        let g = Graph(
+            name: "qres",
+            nodes: [
+                dq("dqx", "x_q", "sx", "zx", "x"),
+                dq("dqw", "wq", "ws", "wz", "w", axis: 0),
+                dq("dqb", "bq", "bs", "bz", "b", axis: 0),
+                dq("dqz", "z_q", "sz", "zz", "z"),
+                K.conv("conv", "x", "w", "b", "c"),
+                Node(name: "add", opType: "Add", inputs: ["c", "z"], outputs: ["s"]),
+                Node(name: "relu", opType: "Relu", inputs: ["s"], outputs: ["r"]),
+                q("q", "r", "sy", "zy", "y_q"),
+            ], inputs: [K.value("x_q", .u8, xs), K.value("z_q", .s8, ys)], outputs: [K.value("y_q", .u8, ys)],
+            initializers: [
+                "sx": K.scalar(sx), "zx": K.u8([], [0]), "wq": K.s8(ws, wq), "ws": K.floats([4], sw), "wz": K.s8([4], [0, 0, 0, 0]),
+                "bq": K.s32([4], bq), "bs": K.floats([4], sw.map { $0 * sx }), "bz": K.s32([4], [0, 0, 0, 0]),
+                "sz": K.scalar(sz), "zz": K.s8([], [0]), "sy": K.scalar(sy), "zy": K.u8([], [0]),
+            ])
         var fused = g
         let report = try QDQFusion().apply(&fused)
         XCTAssertEqual(report.applied, ["Conv 'conv' -> QConv u8 input, u8 output+sum+relu"])
@@ -941,20 +1042,23 @@ final class QDQFusionTests: XCTestCase {
             return max(0, Double(sx) * Double(sw[o]) * Double(acc[i] + bq[o]) + Double(sx) * Double(xq[i]))
         }
         let sy = K.powerOfTwoScale(covering: real.max()!, target: 250)
-        let g = Graph(name: "selfres", nodes: [
-            q("qx", "x", "sx", "zx", "x_q"),
-            dq("dqx", "x_q", "sx", "zx", "xd"),
-            dq("dqw", "wq", "ws", "wz", "w", axis: 0),
-            dq("dqb", "bq", "bs", "bz", "b", axis: 0),
-            K.conv("conv", "xd", "w", "b", "c"),
-            Node(name: "add", opType: "Add", inputs: ["c", "xd"], outputs: ["s"]),
-            Node(name: "relu", opType: "Relu", inputs: ["s"], outputs: ["r"]),
-            q("q", "r", "sy", "zy", "y_q"),
-        ], inputs: [K.f32("x", xs)], outputs: [K.value("y_q", .u8, xs)], initializers: [
-            "sx": K.scalar(sx), "zx": K.u8([], [0]), "wq": K.s8(ws, wq), "ws": K.floats([4], sw), "wz": K.s8([4], [0, 0, 0, 0]),
-            "bq": K.s32([4], bq), "bs": K.floats([4], sw.map { $0 * sx }), "bz": K.s32([4], [0, 0, 0, 0]),
-            "sy": K.scalar(sy), "zy": K.u8([], [0]),
-        ])
+        let g = Graph(
+            name: "selfres",
+            nodes: [
+                q("qx", "x", "sx", "zx", "x_q"),
+                dq("dqx", "x_q", "sx", "zx", "xd"),
+                dq("dqw", "wq", "ws", "wz", "w", axis: 0),
+                dq("dqb", "bq", "bs", "bz", "b", axis: 0),
+                K.conv("conv", "xd", "w", "b", "c"),
+                Node(name: "add", opType: "Add", inputs: ["c", "xd"], outputs: ["s"]),
+                Node(name: "relu", opType: "Relu", inputs: ["s"], outputs: ["r"]),
+                q("q", "r", "sy", "zy", "y_q"),
+            ], inputs: [K.f32("x", xs)], outputs: [K.value("y_q", .u8, xs)],
+            initializers: [
+                "sx": K.scalar(sx), "zx": K.u8([], [0]), "wq": K.s8(ws, wq), "ws": K.floats([4], sw), "wz": K.s8([4], [0, 0, 0, 0]),
+                "bq": K.s32([4], bq), "bs": K.floats([4], sw.map { $0 * sx }), "bz": K.s32([4], [0, 0, 0, 0]),
+                "sy": K.scalar(sy), "zy": K.u8([], [0]),
+            ])
         var fused = g
         _ = try QDQFusion().apply(&fused)
         XCTAssertEqual(K.opTypes(fused), ["QuantizeLinear", "QConv"])
@@ -982,22 +1086,34 @@ final class QDQFusionTests: XCTestCase {
         let shape = [2, 3, 4]
         let a = rng.ints(24, in: -128...127), b = rng.ints(24, in: -128...127)
         let sa: Float = 0.25, sb: Float = 0.125
-        for (op, sy, f) in [("Add", Float(0.5), { (x: Double, y: Double) in x + y }),
-                            ("Mul", Float(64), { (x: Double, y: Double) in x * y })] {
-            let g = Graph(name: "q" + op, nodes: [
-                dq("dqa", "a_q", "sa", "za", "a"),
-                dq("dqb", "b_q", "sb", "zb", "b"),
-                Node(name: "op", opType: op, inputs: ["a", "b"], outputs: ["t"]),
-                q("q", "t", "sy", "zy", "y_q"),
-            ], inputs: [K.value("a_q", .s8, shape), K.value("b_q", .s8, shape)], outputs: [K.value("y_q", .s8, shape)], initializers: [
-                "sa": K.scalar(sa), "za": K.s8([], [0]), "sb": K.scalar(sb), "zb": K.s8([], [0]), "sy": K.scalar(sy), "zy": K.s8([], [0]),
-            ])
+        for (op, sy, f) in [
+            ("Add", Float(0.5), { (x: Double, y: Double) in x + y }),
+            ("Mul", Float(64), { (x: Double, y: Double) in x * y }),
+        ] {
+            let g = Graph(
+                name: "q" + op,
+                nodes: [
+                    dq("dqa", "a_q", "sa", "za", "a"),
+                    dq("dqb", "b_q", "sb", "zb", "b"),
+                    Node(name: "op", opType: op, inputs: ["a", "b"], outputs: ["t"]),
+                    q("q", "t", "sy", "zy", "y_q"),
+                ], inputs: [K.value("a_q", .s8, shape), K.value("b_q", .s8, shape)], outputs: [K.value("y_q", .s8, shape)],
+                initializers: [
+                    "sa": K.scalar(sa), "za": K.s8([], [0]), "sb": K.scalar(sb), "zb": K.s8([], [0]), "sy": K.scalar(sy), "zy": K.s8([], [0]),
+                ])
             var fused = g
             let report = try QDQFusion().apply(&fused)
             XCTAssertEqual(report.applied, ["\(op) 'op' -> Q\(op)"])
-            XCTAssertEqual(fused.nodes, [Node(name: "op", fusedOp: "Q" + op, inputs: ["a_q", "b_q"], outputs: ["y_q"], fused: FusedNode(
-                int8: Int8Operands(src: QuantParams(scale: sa, zeroPoint: 0, type: .s8), src1: QuantParams(scale: sb, zeroPoint: 0, type: .s8),
-                                   dst: QuantParams(scale: sy, zeroPoint: 0, type: .s8))))])
+            XCTAssertEqual(
+                fused.nodes,
+                [
+                    Node(
+                        name: "op", fusedOp: "Q" + op, inputs: ["a_q", "b_q"], outputs: ["y_q"],
+                        fused: FusedNode(
+                            int8: Int8Operands(
+                                src: QuantParams(scale: sa, zeroPoint: 0, type: .s8), src1: QuantParams(scale: sb, zeroPoint: 0, type: .s8),
+                                dst: QuantParams(scale: sy, zeroPoint: 0, type: .s8))))
+                ])
             let exact = (0..<24).map { f(Double(sa) * Double(a[$0]), Double(sb) * Double(b[$0])) / Double(sy) }
             let (sg, out) = try runFused(g, ["a_q": K.s8(shape, a), "b_q": K.s8(shape, b)])
             XCTAssertEqual(K.opTypes(sg), ["Q" + op])
@@ -1006,12 +1122,14 @@ final class QDQFusionTests: XCTestCase {
     }
 
     func testQAddWithZeroPointsStaysFP32() throws {
-        var g = Graph(name: "qaddzp", nodes: [
-            dq("dqa", "a_q", "s", "za", "a"), dq("dqb", "b_q", "s", "zb", "b"),
-            Node(name: "op", opType: "Add", inputs: ["a", "b"], outputs: ["t"]),
-            q("q", "t", "s", "zb", "y_q"),
-        ], inputs: [K.value("a_q", .u8, [4]), K.value("b_q", .u8, [4])], outputs: [K.value("y_q", .u8, [4])],
-           initializers: ["s": K.scalar(0.1), "za": K.u8([], [0]), "zb": K.u8([], [128])])
+        var g = Graph(
+            name: "qaddzp",
+            nodes: [
+                dq("dqa", "a_q", "s", "za", "a"), dq("dqb", "b_q", "s", "zb", "b"),
+                Node(name: "op", opType: "Add", inputs: ["a", "b"], outputs: ["t"]),
+                q("q", "t", "s", "zb", "y_q"),
+            ], inputs: [K.value("a_q", .u8, [4]), K.value("b_q", .u8, [4])], outputs: [K.value("y_q", .u8, [4])],
+            initializers: ["s": K.scalar(0.1), "za": K.u8([], [0]), "zb": K.u8([], [128])])
         let nodes = g.nodes
         let report = try QDQFusion().apply(&g)
         XCTAssertEqual(g.nodes, nodes)
@@ -1023,19 +1141,23 @@ final class QDQFusionTests: XCTestCase {
     func testPassThroughOpsRunOnInt8() throws {
         var rng = SeededRandom(seed: 105)
         let xq = rng.ints(32, in: 0...255), cq = rng.ints(4, in: 0...255)
-        let g = Graph(name: "pass", nodes: [
-            dq("dq0", "x_q", "s", "z", "d0"),
-            Node(name: "mp", opType: "MaxPool", inputs: ["d0"], outputs: ["p"], attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]),
-            q("q1", "p", "s", "z", "t1"),
-            dq("dq1", "t1", "s", "z", "d1"),
-            Node(name: "rs", opType: "Reshape", inputs: ["d1", "shape"], outputs: ["f"]),
-            q("q2", "f", "s", "z", "t2"),
-            dq("dq2", "t2", "s", "z", "d2"),
-            dq("dq3", "c_q", "s", "z", "d3"),
-            Node(name: "cat", opType: "Concat", inputs: ["d2", "d3"], outputs: ["cc"], attributes: ["axis": .int(1)]),
-            q("q3", "cc", "s", "z", "y_q"),
-        ], inputs: [K.value("x_q", .u8, [1, 2, 4, 4]), K.value("c_q", .u8, [1, 4])], outputs: [K.value("y_q", .u8, [1, 12])],
-           initializers: ["s": K.scalar(0.1), "z": K.u8([], [5]), "shape": K.i64([1, 8])])
+        let g = Graph(
+            name: "pass",
+            nodes: [
+                dq("dq0", "x_q", "s", "z", "d0"),
+                Node(
+                    name: "mp", opType: "MaxPool", inputs: ["d0"], outputs: ["p"],
+                    attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]),
+                q("q1", "p", "s", "z", "t1"),
+                dq("dq1", "t1", "s", "z", "d1"),
+                Node(name: "rs", opType: "Reshape", inputs: ["d1", "shape"], outputs: ["f"]),
+                q("q2", "f", "s", "z", "t2"),
+                dq("dq2", "t2", "s", "z", "d2"),
+                dq("dq3", "c_q", "s", "z", "d3"),
+                Node(name: "cat", opType: "Concat", inputs: ["d2", "d3"], outputs: ["cc"], attributes: ["axis": .int(1)]),
+                q("q3", "cc", "s", "z", "y_q"),
+            ], inputs: [K.value("x_q", .u8, [1, 2, 4, 4]), K.value("c_q", .u8, [1, 4])], outputs: [K.value("y_q", .u8, [1, 12])],
+            initializers: ["s": K.scalar(0.1), "z": K.u8([], [5]), "shape": K.i64([1, 8])])
         var fused = g
         let report = try QDQFusion().apply(&fused)
         XCTAssertEqual(report.applied, ["MaxPool 'mp' runs on u8", "Reshape 'rs' runs on u8", "Concat 'cat' runs on u8"])
@@ -1065,23 +1187,27 @@ final class QDQFusionTests: XCTestCase {
 
     func testPassThroughNeedsEqualParameters() throws {
         // MaxPool followed by a Q of another scale: stays FP32 between its Q/DQ.
-        var g = Graph(name: "noPass", nodes: [
-            dq("dq0", "x_q", "s", "z", "d0"),
-            Node(name: "mp", opType: "MaxPool", inputs: ["d0"], outputs: ["p"], attributes: ["kernel_shape": .ints([2, 2])]),
-            q("q1", "p", "s2", "z", "y_q"),
-        ], inputs: [K.value("x_q", .u8, [1, 1, 4, 4])], outputs: [K.value("y_q", .u8, [1, 1, 3, 3])],
-           initializers: ["s": K.scalar(0.1), "s2": K.scalar(0.2), "z": K.u8([], [0])])
+        var g = Graph(
+            name: "noPass",
+            nodes: [
+                dq("dq0", "x_q", "s", "z", "d0"),
+                Node(name: "mp", opType: "MaxPool", inputs: ["d0"], outputs: ["p"], attributes: ["kernel_shape": .ints([2, 2])]),
+                q("q1", "p", "s2", "z", "y_q"),
+            ], inputs: [K.value("x_q", .u8, [1, 1, 4, 4])], outputs: [K.value("y_q", .u8, [1, 1, 3, 3])],
+            initializers: ["s": K.scalar(0.1), "s2": K.scalar(0.2), "z": K.u8([], [0])])
         let nodes = g.nodes
         _ = try QDQFusion().apply(&g)
         XCTAssertEqual(g.nodes, nodes)
 
         // Concat of inputs with different scales.
-        var g2 = Graph(name: "noConcat", nodes: [
-            dq("dqa", "a_q", "s", "z", "a"), dq("dqb", "b_q", "s2", "z", "b"),
-            Node(name: "cat", opType: "Concat", inputs: ["a", "b"], outputs: ["c"], attributes: ["axis": .int(0)]),
-            q("q", "c", "s", "z", "y_q"),
-        ], inputs: [K.value("a_q", .u8, [2]), K.value("b_q", .u8, [2])], outputs: [K.value("y_q", .u8, [4])],
-           initializers: ["s": K.scalar(0.1), "s2": K.scalar(0.2), "z": K.u8([], [0])])
+        var g2 = Graph(
+            name: "noConcat",
+            nodes: [
+                dq("dqa", "a_q", "s", "z", "a"), dq("dqb", "b_q", "s2", "z", "b"),
+                Node(name: "cat", opType: "Concat", inputs: ["a", "b"], outputs: ["c"], attributes: ["axis": .int(0)]),
+                q("q", "c", "s", "z", "y_q"),
+            ], inputs: [K.value("a_q", .u8, [2]), K.value("b_q", .u8, [2])], outputs: [K.value("y_q", .u8, [4])],
+            initializers: ["s": K.scalar(0.1), "s2": K.scalar(0.2), "z": K.u8([], [0])])
         let nodes2 = g2.nodes
         let r2 = try QDQFusion().apply(&g2)
         XCTAssertEqual(g2.nodes, nodes2)
@@ -1089,11 +1215,13 @@ final class QDQFusionTests: XCTestCase {
     }
 
     func testConvWithFloatWeightsIsSkipped() throws {
-        var g = Graph(name: "fw", nodes: [
-            dq("dqx", "x_q", "s", "z", "x"),
-            K.conv("conv", "x", "W", nil, "y"),
-        ], inputs: [K.value("x_q", .u8, [1, 2, 4, 4])], outputs: [K.f32("y", [1, 3, 4, 4])],
-           initializers: ["s": K.scalar(0.1), "z": K.u8([], [0]), "W": K.random([3, 2, 3, 3], seed: 106)])
+        var g = Graph(
+            name: "fw",
+            nodes: [
+                dq("dqx", "x_q", "s", "z", "x"),
+                K.conv("conv", "x", "W", nil, "y"),
+            ], inputs: [K.value("x_q", .u8, [1, 2, 4, 4])], outputs: [K.f32("y", [1, 3, 4, 4])],
+            initializers: ["s": K.scalar(0.1), "z": K.u8([], [0]), "W": K.random([3, 2, 3, 3], seed: 106)])
         let nodes = g.nodes
         let report = try QDQFusion().apply(&g)
         XCTAssertEqual(g.nodes, nodes)

@@ -1,8 +1,9 @@
 import DNNL
 import Foundation
-@testable import Quantization
 import TestSupport
 import XCTest
+
+@testable import Quantization
 
 /// QuantizationPlacement, QDQInsertion and PostTrainingQuantizer end to end on tiny models.
 final class QuantizerTests: XCTestCase {
@@ -20,22 +21,28 @@ final class QuantizerTests: XCTestCase {
     static func residualGraph(seed: UInt64 = 200, zeroChannel: Bool = false, zeroBias: Bool = false) -> Graph {
         var w1 = K.random([8, 3, 3, 3], seed: seed, in: -0.5...0.5).floatValues()
         if zeroChannel { for i in 54..<81 { w1[i] = 0 } }
-        func bias(_ n: Int, _ s: UInt64) -> Tensor { zeroBias ? K.floats([n], [Float](repeating: 0, count: n)) : K.random([n], seed: s, in: -0.2...0.2) }
-        return Graph(name: "residual", nodes: [
-            K.conv("c1", "x", "W1", "B1", "t1"),
-            Node(name: "r1", opType: "Relu", inputs: ["t1"], outputs: ["a1"]),
-            K.conv("c2", "a1", "W2", "B2", "t2"),
-            Node(name: "add", opType: "Add", inputs: ["t2", "x"], outputs: ["s"]),
-            Node(name: "r2", opType: "Relu", inputs: ["s"], outputs: ["a2"]),
-            Node(name: "mp", opType: "MaxPool", inputs: ["a2"], outputs: ["p"],
-                 attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]),
-            Node(name: "fl", opType: "Flatten", inputs: ["p"], outputs: ["f"]),
-            Node(name: "fc", opType: "Gemm", inputs: ["f", "Wfc", "Bfc"], outputs: ["logits"], attributes: ["transB": .int(1)]),
-        ], inputs: [K.f32("x", [1, 3, 8, 8])], outputs: [K.f32("logits", [1, 10])], initializers: [
-            "W1": K.floats([8, 3, 3, 3], w1), "B1": bias(8, seed + 1),
-            "W2": K.random([3, 8, 3, 3], seed: seed + 2, in: -0.3...0.3), "B2": bias(3, seed + 3),
-            "Wfc": K.random([10, 48], seed: seed + 4, in: -0.3...0.3), "Bfc": bias(10, seed + 5),
-        ])
+        func bias(_ n: Int, _ s: UInt64) -> Tensor {
+            zeroBias ? K.floats([n], [Float](repeating: 0, count: n)) : K.random([n], seed: s, in: -0.2...0.2)
+        }
+        return Graph(
+            name: "residual",
+            nodes: [
+                K.conv("c1", "x", "W1", "B1", "t1"),
+                Node(name: "r1", opType: "Relu", inputs: ["t1"], outputs: ["a1"]),
+                K.conv("c2", "a1", "W2", "B2", "t2"),
+                Node(name: "add", opType: "Add", inputs: ["t2", "x"], outputs: ["s"]),
+                Node(name: "r2", opType: "Relu", inputs: ["s"], outputs: ["a2"]),
+                Node(
+                    name: "mp", opType: "MaxPool", inputs: ["a2"], outputs: ["p"],
+                    attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]),
+                Node(name: "fl", opType: "Flatten", inputs: ["p"], outputs: ["f"]),
+                Node(name: "fc", opType: "Gemm", inputs: ["f", "Wfc", "Bfc"], outputs: ["logits"], attributes: ["transB": .int(1)]),
+            ], inputs: [K.f32("x", [1, 3, 8, 8])], outputs: [K.f32("logits", [1, 10])],
+            initializers: [
+                "W1": K.floats([8, 3, 3, 3], w1), "B1": bias(8, seed + 1),
+                "W2": K.random([3, 8, 3, 3], seed: seed + 2, in: -0.3...0.3), "B2": bias(3, seed + 3),
+                "Wfc": K.random([10, 48], seed: seed + 4, in: -0.3...0.3), "Bfc": bias(10, seed + 5),
+            ])
     }
 
     static func samples(_ n: Int, seed: UInt64 = 300, shape: [Int] = [1, 3, 8, 8]) -> [[String: Tensor]] {
@@ -74,15 +81,18 @@ final class QuantizerTests: XCTestCase {
     }
 
     func testPlacementConcatInputsShareTheOutputsParameters() throws {
-        let g = Graph(name: "concat", nodes: [
-            K.conv("ca", "x", "Wa", nil, "ta"),
-            Node(name: "ra", opType: "Relu", inputs: ["ta"], outputs: ["ua"]),
-            K.conv("cb", "x", "Wb", nil, "vb"),
-            Node(name: "cat", opType: "Concat", inputs: ["ua", "vb"], outputs: ["cc"], attributes: ["axis": .int(1)]),
-            K.conv("cd", "cc", "Wd", nil, "out"),
-        ], inputs: [K.f32("x", [1, 3, 6, 6])], outputs: [K.f32("out", [1, 2, 6, 6])], initializers: [
-            "Wa": K.random([4, 3, 3, 3], seed: 210), "Wb": K.random([4, 3, 3, 3], seed: 211), "Wd": K.random([2, 8, 3, 3], seed: 212),
-        ])
+        let g = Graph(
+            name: "concat",
+            nodes: [
+                K.conv("ca", "x", "Wa", nil, "ta"),
+                Node(name: "ra", opType: "Relu", inputs: ["ta"], outputs: ["ua"]),
+                K.conv("cb", "x", "Wb", nil, "vb"),
+                Node(name: "cat", opType: "Concat", inputs: ["ua", "vb"], outputs: ["cc"], attributes: ["axis": .int(1)]),
+                K.conv("cd", "cc", "Wd", nil, "out"),
+            ], inputs: [K.f32("x", [1, 3, 6, 6])], outputs: [K.f32("out", [1, 2, 6, 6])],
+            initializers: [
+                "Wa": K.random([4, 3, 3, 3], seed: 210), "Wb": K.random([4, 3, 3, 3], seed: 211), "Wd": K.random([2, 8, 3, 3], seed: 212),
+            ])
         let p = try placement(g)
         XCTAssertEqual(p.units.map(\.anchor), ["ca", "cb", "cd"])
         XCTAssertEqual(p.passThrough, ["cat"])
@@ -126,21 +136,25 @@ final class QuantizerTests: XCTestCase {
         XCTAssertEqual(p2.fp32Reasons["MaxPool 'mp'"], "its input is FP32")
 
         // Ops without INT8 kernels, run-time weights, Gemm with alpha.
-        let g = Graph(name: "misc", nodes: [
-            Node(name: "mm", opType: "MatMul", inputs: ["a", "b"], outputs: ["m"]),
-            Node(name: "gm", opType: "Gemm", inputs: ["a", "W"], outputs: ["gout"], attributes: ["alpha": .float(0.5)]),
-            Node(name: "sm", opType: "Softmax", inputs: ["m"], outputs: ["y1"]),
-            Node(name: "th", opType: "Tanh", inputs: ["gout"], outputs: ["y2"]),
-        ], inputs: [K.f32("a", [2, 8]), K.f32("b", [8, 3])], outputs: [K.f32("y1", [2, 3]), K.f32("y2", [2, 4])],
-           initializers: ["W": K.random([8, 4], seed: 220)])
+        let g = Graph(
+            name: "misc",
+            nodes: [
+                Node(name: "mm", opType: "MatMul", inputs: ["a", "b"], outputs: ["m"]),
+                Node(name: "gm", opType: "Gemm", inputs: ["a", "W"], outputs: ["gout"], attributes: ["alpha": .float(0.5)]),
+                Node(name: "sm", opType: "Softmax", inputs: ["m"], outputs: ["y1"]),
+                Node(name: "th", opType: "Tanh", inputs: ["gout"], outputs: ["y2"]),
+            ], inputs: [K.f32("a", [2, 8]), K.f32("b", [8, 3])], outputs: [K.f32("y1", [2, 3]), K.f32("y2", [2, 4])],
+            initializers: ["W": K.random([8, 4], seed: 220)])
         let p3 = try placement(g)
         XCTAssertEqual(p3.units.count, 0)
-        XCTAssertEqual(p3.fp32Reasons, [
-            "MatMul 'mm'": "weights are computed at run time",
-            "Gemm 'gm'": "Gemm with transA, alpha or beta",
-            "Softmax 'sm'": "no INT8 kernel for Softmax",
-            "Tanh 'th'": "no INT8 kernel for Tanh",
-        ])
+        XCTAssertEqual(
+            p3.fp32Reasons,
+            [
+                "MatMul 'mm'": "weights are computed at run time",
+                "Gemm 'gm'": "Gemm with transA, alpha or beta",
+                "Softmax 'sm'": "no INT8 kernel for Softmax",
+                "Tanh 'th'": "no INT8 kernel for Tanh",
+            ])
     }
 
     // MARK: QDQInsertion + PostTrainingQuantizer
@@ -221,12 +235,17 @@ final class QuantizerTests: XCTestCase {
             XCTAssertEqual(q.initializers[bdq.inputs[2]]?.elementType, .s32)
             let sx = try scale(q, xTensor).scale
             XCTAssertEqual(bs.floatValues(), sv.map { $0 * sx }, anchor)
-            XCTAssertEqual(bq.intValues(), zip(bf.floatValues(), bs.floatValues()).map { Int((Double($0) / Double($1)).rounded(.toNearestOrEven)) }, anchor)
+            XCTAssertEqual(
+                bq.intValues(), zip(bf.floatValues(), bs.floatValues()).map { Int((Double($0) / Double($1)).rounded(.toNearestOrEven)) }, anchor)
         }
         // The report: what ran INT8, and the insertion pass' lines.
         let insertion = try XCTUnwrap(result.report.passes.first { $0.pass == "qdq-insertion" })
-        XCTAssertEqual(insertion.applied, ["Conv 'c1': s8 weights per channel, s8 input", "Conv 'c2': s8 weights per channel, u8 input",
-                                           "Gemm 'fc': s8 weights per channel, u8 input", "6 activation tensors quantized"])
+        XCTAssertEqual(
+            insertion.applied,
+            [
+                "Conv 'c1': s8 weights per channel, s8 input", "Conv 'c2': s8 weights per channel, u8 input",
+                "Gemm 'fc': s8 weights per channel, u8 input", "6 activation tensors quantized",
+            ])
         XCTAssertEqual(result.report.nodes.filter { $0.precision == "int8" }.map(\.node), ["c1", "c2", "fc", "mp", "fl"])
 
         // The written model reads back identically.
@@ -267,18 +286,22 @@ final class QuantizerTests: XCTestCase {
     /// branches): quantized, `a` has one QuantizeLinear/DequantizeLinear read by both the conv
     /// and the Add, and the INT8 model must still match FP32 (the same `stepBound` as above).
     func testQuantizedConvPlusItsOwnInputStaysCloseToFP32() throws {
-        let g = Graph(name: "selfres", nodes: [
-            K.conv("c1", "x", "W1", "B1", "t1"),
-            Node(name: "r1", opType: "Relu", inputs: ["t1"], outputs: ["a1"]),
-            K.conv("c2", "a1", "W2", "B2", "t2"),
-            Node(name: "add", opType: "Add", inputs: ["t2", "a1"], outputs: ["s"]),
-            Node(name: "r2", opType: "Relu", inputs: ["s"], outputs: ["a2"]),
-            Node(name: "mp", opType: "MaxPool", inputs: ["a2"], outputs: ["y"],
-                 attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]),
-        ], inputs: [K.f32("x", [1, 4, 8, 8])], outputs: [K.f32("y", [1, 4, 4, 4])], initializers: [
-            "W1": K.random([4, 4, 3, 3], seed: 230, in: -0.5...0.5), "B1": K.random([4], seed: 231, in: 0...0.2),
-            "W2": K.random([4, 4, 3, 3], seed: 232, in: -0.3...0.3), "B2": K.random([4], seed: 233, in: -0.1...0.1),
-        ])
+        let g = Graph(
+            name: "selfres",
+            nodes: [
+                K.conv("c1", "x", "W1", "B1", "t1"),
+                Node(name: "r1", opType: "Relu", inputs: ["t1"], outputs: ["a1"]),
+                K.conv("c2", "a1", "W2", "B2", "t2"),
+                Node(name: "add", opType: "Add", inputs: ["t2", "a1"], outputs: ["s"]),
+                Node(name: "r2", opType: "Relu", inputs: ["s"], outputs: ["a2"]),
+                Node(
+                    name: "mp", opType: "MaxPool", inputs: ["a2"], outputs: ["y"],
+                    attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]),
+            ], inputs: [K.f32("x", [1, 4, 8, 8])], outputs: [K.f32("y", [1, 4, 4, 4])],
+            initializers: [
+                "W1": K.random([4, 4, 3, 3], seed: 230, in: -0.5...0.5), "B1": K.random([4], seed: 231, in: 0...0.2),
+                "W2": K.random([4, 4, 3, 3], seed: 232, in: -0.3...0.3), "B2": K.random([4], seed: 233, in: -0.1...0.1),
+            ])
         let model = Model(graph: g, opsetVersion: 13)
         let samples = Self.samples(8, shape: [1, 4, 8, 8])
         let result = try PostTrainingQuantizer(.init(calibration: .minMax)).quantize(model, calibrationData: samples)
@@ -311,8 +334,9 @@ final class QuantizerTests: XCTestCase {
     /// A Conv output channel whose weights are all zero gets weight scale 1, and its INT8 output
     /// is its bias (to half a step of the input scale, the bias' int32 quantization step).
     func testAllZeroWeightChannelOutputsItsBias() throws {
-        let g = Graph(name: "zero", nodes: [K.conv("c1", "x", "W1", "B1", "y")], inputs: [K.f32("x", [1, 3, 8, 8])],
-                      outputs: [K.f32("y", [1, 8, 8, 8])], initializers: Self.residualGraph(zeroChannel: true).initializers.filter { $0.key.hasSuffix("1") })
+        let g = Graph(
+            name: "zero", nodes: [K.conv("c1", "x", "W1", "B1", "y")], inputs: [K.f32("x", [1, 3, 8, 8])],
+            outputs: [K.f32("y", [1, 8, 8, 8])], initializers: Self.residualGraph(zeroChannel: true).initializers.filter { $0.key.hasSuffix("1") })
         let model = Model(graph: g, opsetVersion: 13)
         let result = try PostTrainingQuantizer(.init(calibration: .minMax)).quantize(model, calibrationData: Self.samples(8))
         let q = result.model.graph
@@ -332,8 +356,10 @@ final class QuantizerTests: XCTestCase {
     /// All-zero and constant calibration activations get finite positive scales, for every
     /// calibration method, and the quantized model runs.
     func testConstantAndZeroActivationsGetFinitePositiveScales() throws {
-        let g = Graph(name: "flat", nodes: Array(Self.residualGraph(zeroBias: true).nodes.prefix(3)), inputs: [K.f32("x", [1, 3, 8, 8])],
-                      outputs: [K.f32("t2", [1, 3, 8, 8])], initializers: Self.residualGraph(zeroBias: true).initializers.filter { $0.key.hasSuffix("2") || $0.key.hasSuffix("1") })
+        let g = Graph(
+            name: "flat", nodes: Array(Self.residualGraph(zeroBias: true).nodes.prefix(3)), inputs: [K.f32("x", [1, 3, 8, 8])],
+            outputs: [K.f32("t2", [1, 3, 8, 8])],
+            initializers: Self.residualGraph(zeroBias: true).initializers.filter { $0.key.hasSuffix("2") || $0.key.hasSuffix("1") })
         let model = Model(graph: g, opsetVersion: 13)
         for value: Float in [0, 0.5] {
             let samples = (0..<4).map { _ in ["x": K.floats([1, 3, 8, 8], [Float](repeating: value, count: 192))] }
@@ -391,8 +417,9 @@ final class QuantizerTests: XCTestCase {
         bad.withUnsafeMutableBytes { $0.bindMemory(to: Float.self)[5] = .nan }
         good[1]["x"] = bad
         let result = try quantizer.quantize(model, calibrationData: good)
-        XCTAssertTrue(result.report.warnings.contains { $0.contains("calibration sample 2") && $0.contains("'x'") && $0.contains("NaN") },
-                      "\(result.report.warnings)")
+        XCTAssertTrue(
+            result.report.warnings.contains { $0.contains("calibration sample 2") && $0.contains("'x'") && $0.contains("NaN") },
+            "\(result.report.warnings)")
         XCTAssertEqual(result.table.sampleCount, 2, "the NaN sample must not be observed")
         XCTAssertTrue(result.table.ranges.values.allSatisfy { $0.min.isFinite && $0.max.isFinite })
         var inf = Self.samples(1)[0]["x"]!

@@ -65,9 +65,10 @@ enum RealModelData {
     /// onnxruntime's output of a sample (`suffix` "_out" or "_out_noopt").
     static func reference(_ set: String, _ sample: URL, output: String, suffix: String = "_out") throws -> Tensor {
         let safe = String(output.map { c in (c.isASCII && (c.isLetter || c.isNumber || "._-".contains(c))) ? c : "_" })
-        return try Tensor(contentsOfNPY: testData.appendingPathComponent(set + suffix)
-            .appendingPathComponent(sample.deletingPathExtension().lastPathComponent)
-            .appendingPathComponent(safe + ".npy"))
+        return try Tensor(
+            contentsOfNPY: testData.appendingPathComponent(set + suffix)
+                .appendingPathComponent(sample.deletingPathExtension().lastPathComponent)
+                .appendingPathComponent(safe + ".npy"))
     }
 }
 
@@ -94,8 +95,9 @@ struct OutputError {
     }
 
     var description: String {
-        String(format: "max |diff| %.3g (limit %.3g), mean |diff| %.3g (limit %.3g), range %.4g",
-               maxAbs, 1e-3 * scale, meanAbs, 1e-5 * scale, range)
+        String(
+            format: "max |diff| %.3g (limit %.3g), mean |diff| %.3g (limit %.3g), range %.4g",
+            maxAbs, 1e-3 * scale, meanAbs, 1e-5 * scale, range)
     }
 }
 
@@ -137,7 +139,8 @@ final class RealModelTests: XCTestCase {
     /// outputs and the references by sample file name.
     @discardableResult
     private func compareSet(_ model: String, _ set: String, file: StaticString = #filePath, line: UInt = #line)
-        throws -> [(sample: URL, ours: [String: Tensor], reference: [String: Tensor])] {
+        throws -> [(sample: URL, ours: [String: Tensor], reference: [String: Tensor])]
+    {
         let s = try session(model)
         try RealModelData.require([RealModelData.testData.appendingPathComponent(set + "_out")])
         var results: [(URL, [String: Tensor], [String: Tensor])] = []
@@ -158,12 +161,14 @@ final class RealModelTests: XCTestCase {
                 guard got.shape == ref.shape else { continue }
                 let g = got.floatValues(), r = ref.floatValues()
                 let e = OutputError(g, r)
-                XCTAssertTrue(e.withinTolerance, "\(model) \(name) output '\(o.name)' vs onnxruntime: \(e.description)",
-                              file: file, line: line)
+                XCTAssertTrue(
+                    e.withinTolerance, "\(model) \(name) output '\(o.name)' vs onnxruntime: \(e.description)",
+                    file: file, line: line)
                 worst = max(worst, e.maxAbs / e.scale)
                 worstMean = max(worstMean, e.meanAbs / e.scale)
                 if let noopt = try? RealModelData.reference(set, sample, output: o.name, suffix: "_out_noopt"),
-                   noopt.shape == ref.shape {
+                    noopt.shape == ref.shape
+                {
                     let n = noopt.floatValues()
                     worstNoopt = max(worstNoopt, OutputError(g, n).maxAbs / e.scale)
                     ortSelf = max(ortSelf, OutputError(n, r).maxAbs / e.scale)
@@ -172,9 +177,10 @@ final class RealModelTests: XCTestCase {
             results.append((sample, ours, refs))
         }
         let g = { (x: Double) in String(format: "%.2g", x) }
-        print("\(model) on \(set): \(samples.count) samples; relative max |diff| \(g(worst)), mean \(g(worstMean)) "
-              + "vs onnxruntime; \(g(worstNoopt)) vs onnxruntime without optimisation (which differs from its "
-              + "default by \(g(ortSelf)))")
+        print(
+            "\(model) on \(set): \(samples.count) samples; relative max |diff| \(g(worst)), mean \(g(worstMean)) "
+                + "vs onnxruntime; \(g(worstNoopt)) vs onnxruntime without optimisation (which differs from its "
+                + "default by \(g(ortSelf)))")
         return results
     }
 
@@ -190,14 +196,16 @@ final class RealModelTests: XCTestCase {
 
     func testRecogniserV4MatchesOnnxRuntime() throws {
         let chars = try characters("ppocr_v4_rec")
-        try checkText(compareSet("ppocr_v4_rec", "words_v4"), output: "softmax_11.tmp_0", chars: chars,
-                      labels: "words_v4")
+        try checkText(
+            compareSet("ppocr_v4_rec", "words_v4"), output: "softmax_11.tmp_0", chars: chars,
+            labels: "words_v4")
     }
 
     func testRecogniserV2WithLSTMMatchesOnnxRuntime() throws {
         let chars = try characters("ppocr_v2_rec")
-        try checkText(compareSet("ppocr_v2_rec", "words_v2"), output: "save_infer_model/scale_0.tmp_1",
-                      chars: chars, labels: "words_v2")
+        try checkText(
+            compareSet("ppocr_v2_rec", "words_v2"), output: "save_infer_model/scale_0.tmp_1",
+            chars: chars, labels: "words_v2")
     }
 
     func testDetectorOnPagesMatchesOnnxRuntime() throws {
@@ -245,7 +253,8 @@ final class RealModelTests: XCTestCase {
         let widths = try RealModelData.samples("words_v4_widths")
         let base = try RealModelData.samples("words_v4")
         // width 320, the others of the first word (480 and its crop), 320 again, the rest.
-        let order: [(set: String, sample: URL)] = [("words_v4", base[0])]
+        let order: [(set: String, sample: URL)] =
+            [("words_v4", base[0])]
             + widths.prefix(2).map { ("words_v4_widths", $0) } + [("words_v4", base[0])]
             + widths.dropFirst(2).map { ("words_v4_widths", $0) } + [("words_v4", base[1])]
         var seenWidths: Set<Int> = []
@@ -261,8 +270,9 @@ final class RealModelTests: XCTestCase {
             let e = OutputError(got.floatValues(), ref.floatValues())
             XCTAssertTrue(e.withinTolerance, "\(name) vs onnxruntime: \(e.description)")
             let classes = got.shape[2]
-            XCTAssertEqual(ctcDecode(got.floatValues(), classes: classes, characters: chars),
-                           ctcDecode(ref.floatValues(), classes: classes, characters: chars), name)
+            XCTAssertEqual(
+                ctcDecode(got.floatValues(), classes: classes, characters: chars),
+                ctcDecode(ref.floatValues(), classes: classes, characters: chars), name)
         }
         XCTAssertGreaterThanOrEqual(seenWidths.count, 3, "the data should hold at least 3 widths: \(seenWidths)")
     }
@@ -286,12 +296,15 @@ final class RealModelTests: XCTestCase {
     }
 
     /// Decoded text equals onnxruntime's on every sample; prints how many match the labels.
-    private func checkText(_ results: [(sample: URL, ours: [String: Tensor], reference: [String: Tensor])],
-                           output: String, chars: [String], labels set: String) throws {
+    private func checkText(
+        _ results: [(sample: URL, ours: [String: Tensor], reference: [String: Tensor])],
+        output: String, chars: [String], labels set: String
+    ) throws {
         struct Label: Decodable { var text: String }
-        let labels = (try? JSONDecoder().decode(
-            [String: Label].self,
-            from: Data(contentsOf: RealModelData.testData.appendingPathComponent(set).appendingPathComponent("labels.json")))) ?? [:]
+        let labels =
+            (try? JSONDecoder().decode(
+                [String: Label].self,
+                from: Data(contentsOf: RealModelData.testData.appendingPathComponent(set).appendingPathComponent("labels.json")))) ?? [:]
         var correct = 0
         for (sample, ours, ref) in results {
             let got = try XCTUnwrap(ours[output]), want = try XCTUnwrap(ref[output])

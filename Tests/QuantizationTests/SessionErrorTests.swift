@@ -15,8 +15,10 @@ final class SessionErrorTests: XCTestCase {
     }
 
     /// Writes `graph` as an ONNX file and reads it back, so that the model's source is a path.
-    private func model(_ name: String, _ graph: Graph, opset: Int = 13,
-                       imports: [String: Int] = [:]) throws -> Model {
+    private func model(
+        _ name: String, _ graph: Graph, opset: Int = 13,
+        imports: [String: Int] = [:]
+    ) throws -> Model {
         let url = folder.appendingPathComponent(name + ".onnx")
         try Model(graph: graph, opsetVersion: opset, opsetImports: imports).write(to: url)
         let m = try Model(contentsOf: url)
@@ -31,17 +33,21 @@ final class SessionErrorTests: XCTestCase {
     /// `y = x + b`: x [N, 3, 4] and b [3, 4] (N dynamic).
     private func addModel() throws -> Model {
         let dims: [ShapeDimension] = [.symbolic("N"), .fixed(3), .fixed(4)]
-        return try model("add", Graph(
-            name: "add", nodes: [Node(name: "add", opType: "Add", inputs: ["x", "b"], outputs: ["y"])],
-            inputs: [f32("x", dims), f32("b", [.fixed(3), .fixed(4)])], outputs: [f32("y", dims)]))
+        return try model(
+            "add",
+            Graph(
+                name: "add", nodes: [Node(name: "add", opType: "Add", inputs: ["x", "b"], outputs: ["y"])],
+                inputs: [f32("x", dims), f32("b", [.fixed(3), .fixed(4)])], outputs: [f32("y", dims)]))
     }
 
     private func floats(_ shape: [Int]) -> Tensor {
         Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { Float($0) * 0.5 - 2 })
     }
 
-    private func assertBadInput(_ m: Model, _ session: InferenceSession, _ feeds: [String: Tensor],
-                                mentions parts: [String], file: StaticString = #filePath, line: UInt = #line) {
+    private func assertBadInput(
+        _ m: Model, _ session: InferenceSession, _ feeds: [String: Tensor],
+        mentions parts: [String], file: StaticString = #filePath, line: UInt = #line
+    ) {
         do {
             let out = try session.run(feeds)
             XCTFail("expected a badInput error mentioning \(parts), got outputs \(out.keys.sorted())", file: file, line: line)
@@ -87,8 +93,9 @@ final class SessionErrorTests: XCTestCase {
 
     func testEmptyTensor() throws {
         let m = try addModel(), s = try InferenceSession(model: m)
-        assertBadInput(m, s, ["x": Tensor(zeros: [0, 3, 4], elementType: .f32), "b": floats([3, 4])],
-                       mentions: ["'x'", "empty"])
+        assertBadInput(
+            m, s, ["x": Tensor(zeros: [0, 3, 4], elementType: .f32), "b": floats([3, 4])],
+            mentions: ["'x'", "empty"])
     }
 
     /// A rejected call leaves the session usable.
@@ -103,20 +110,26 @@ final class SessionErrorTests: XCTestCase {
     // MARK: unsupported operators
 
     func testUnsupportedOperatorFailsAtSessionCreation() throws {
-        let m = try model("nms", Graph(
-            name: "nms",
-            nodes: [Node(name: "relu", opType: "Relu", inputs: ["boxes"], outputs: ["r"]),
-                    Node(name: "suppress", opType: "NonMaxSuppression", inputs: ["r", "scores"], outputs: ["selected"])],
-            inputs: [f32("boxes", [.fixed(1), .fixed(4), .fixed(4)]), f32("scores", [.fixed(1), .fixed(1), .fixed(4)])],
-            outputs: [ValueInfo(name: "selected", elementType: .i64, shape: [.symbolic("K"), .fixed(3)])]), opset: 11)
+        let m = try model(
+            "nms",
+            Graph(
+                name: "nms",
+                nodes: [
+                    Node(name: "relu", opType: "Relu", inputs: ["boxes"], outputs: ["r"]),
+                    Node(name: "suppress", opType: "NonMaxSuppression", inputs: ["r", "scores"], outputs: ["selected"]),
+                ],
+                inputs: [f32("boxes", [.fixed(1), .fixed(4), .fixed(4)]), f32("scores", [.fixed(1), .fixed(1), .fixed(4)])],
+                outputs: [ValueInfo(name: "selected", elementType: .i64, shape: [.symbolic("K"), .fixed(3)])]), opset: 11)
         assertCreationFails(m, mentions: ["NonMaxSuppression 'suppress'", "opset 11"])
     }
 
     func testCustomDomainOperatorFailsAtSessionCreation() throws {
-        let m = try model("custom", Graph(
-            name: "custom",
-            nodes: [Node(name: "mine", opType: "Relu", domain: "com.example", inputs: ["x"], outputs: ["y"])],
-            inputs: [f32("x", [.fixed(2)])], outputs: [f32("y", [.fixed(2)])]),
+        let m = try model(
+            "custom",
+            Graph(
+                name: "custom",
+                nodes: [Node(name: "mine", opType: "Relu", domain: "com.example", inputs: ["x"], outputs: ["y"])],
+                inputs: [f32("x", [.fixed(2)])], outputs: [f32("y", [.fixed(2)])]),
             imports: ["com.example": 1])
         assertCreationFails(m, mentions: ["Relu 'mine'", "com.example", "opset 13"])
     }
@@ -140,25 +153,40 @@ final class SessionErrorTests: XCTestCase {
     func testOperatorsNeedingConstantsGivenRunTimeValues() throws {
         let x4: [ShapeDimension] = [.fixed(1), .fixed(2), .fixed(4), .fixed(4)]
         let cases: [(String, Graph, [String: Tensor], [String])] = [
-            ("where", Graph(
-                name: "where",
-                nodes: [Node(name: "choose", opType: "Where", inputs: ["cond", "x", "zero"], outputs: ["y"])],
-                inputs: [f32("x", [.fixed(4)])], outputs: [f32("y", [.fixed(4)])],
-                initializers: ["cond": Tensor(shape: [4], scalars: [UInt8(1), 0, 1, 0]),
-                               "zero": Tensor(shape: [4], scalars: [Float](repeating: 0, count: 4))]),
-             ["x": floats([4])], ["Where 'choose'", "'x'"]),
-            ("conv_weights", Graph(
-                name: "conv_weights",
-                nodes: [Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["y"])],
-                inputs: [f32("x", x4), f32("w", [.fixed(3), .fixed(2), .fixed(3), .fixed(3)])],
-                outputs: [f32("y", [.fixed(1), .fixed(3), .fixed(2), .fixed(2)])]),
-             ["x": floats([1, 2, 4, 4]), "w": floats([3, 2, 3, 3])], ["Conv 'conv'", "'w'"]),
-            ("resize_scales", Graph(
-                name: "resize_scales",
-                nodes: [Node(name: "up", opType: "Resize", inputs: ["x", "", "scales"], outputs: ["y"],
-                             attributes: ["mode": .string("nearest")])],
-                inputs: [f32("x", x4), f32("scales", [.fixed(4)])], outputs: [f32("y", [.symbolic("a"), .symbolic("b"), .symbolic("c"), .symbolic("d")])]),
-             ["x": floats([1, 2, 4, 4]), "scales": Tensor(shape: [4], scalars: [Float(1), 1, 2, 2])], ["Resize 'up'"]),
+            (
+                "where",
+                Graph(
+                    name: "where",
+                    nodes: [Node(name: "choose", opType: "Where", inputs: ["cond", "x", "zero"], outputs: ["y"])],
+                    inputs: [f32("x", [.fixed(4)])], outputs: [f32("y", [.fixed(4)])],
+                    initializers: [
+                        "cond": Tensor(shape: [4], scalars: [UInt8(1), 0, 1, 0]),
+                        "zero": Tensor(shape: [4], scalars: [Float](repeating: 0, count: 4)),
+                    ]),
+                ["x": floats([4])], ["Where 'choose'", "'x'"]
+            ),
+            (
+                "conv_weights",
+                Graph(
+                    name: "conv_weights",
+                    nodes: [Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["y"])],
+                    inputs: [f32("x", x4), f32("w", [.fixed(3), .fixed(2), .fixed(3), .fixed(3)])],
+                    outputs: [f32("y", [.fixed(1), .fixed(3), .fixed(2), .fixed(2)])]),
+                ["x": floats([1, 2, 4, 4]), "w": floats([3, 2, 3, 3])], ["Conv 'conv'", "'w'"]
+            ),
+            (
+                "resize_scales",
+                Graph(
+                    name: "resize_scales",
+                    nodes: [
+                        Node(
+                            name: "up", opType: "Resize", inputs: ["x", "", "scales"], outputs: ["y"],
+                            attributes: ["mode": .string("nearest")])
+                    ],
+                    inputs: [f32("x", x4), f32("scales", [.fixed(4)])],
+                    outputs: [f32("y", [.symbolic("a"), .symbolic("b"), .symbolic("c"), .symbolic("d")])]),
+                ["x": floats([1, 2, 4, 4]), "scales": Tensor(shape: [4], scalars: [Float(1), 1, 2, 2])], ["Resize 'up'"]
+            ),
         ]
         for (name, graph, feeds, parts) in cases {
             let m = try model(name, graph)
@@ -215,15 +243,18 @@ final class SessionErrorTests: XCTestCase {
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return CLIResult(status: p.terminationStatus, signalled: p.terminationReason == .uncaughtSignal,
-                         stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return CLIResult(
+            status: p.terminationStatus, signalled: p.terminationReason == .uncaughtSignal,
+            stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 
     /// A one-input model (`y = Relu(x)`, x [1, 3]) and an input file for it.
     private func cliFixtures() throws -> (model: URL, input: URL) {
-        let m = try model("relu", Graph(
-            name: "relu", nodes: [Node(name: "relu", opType: "Relu", inputs: ["x"], outputs: ["y"])],
-            inputs: [f32("x", [.fixed(1), .fixed(3)])], outputs: [f32("y", [.fixed(1), .fixed(3)])]))
+        let m = try model(
+            "relu",
+            Graph(
+                name: "relu", nodes: [Node(name: "relu", opType: "Relu", inputs: ["x"], outputs: ["y"])],
+                inputs: [f32("x", [.fixed(1), .fixed(3)])], outputs: [f32("y", [.fixed(1), .fixed(3)])]))
         let input = folder.appendingPathComponent("x.npy")
         try Tensor(shape: [1, 3], scalars: [Float(-1), 0, 2]).writeNPY(to: input)
         return (URL(fileURLWithPath: m.source), input)
@@ -235,8 +266,10 @@ final class SessionErrorTests: XCTestCase {
 
     /// Runs `dnnl-quant run` expecting a clean failure that mentions `parts` on stderr and
     /// leaves `outputDir` without files.
-    private func assertCLIFails(_ arguments: [String], mentions parts: [String], outputDir: URL,
-                                file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertCLIFails(
+        _ arguments: [String], mentions parts: [String], outputDir: URL,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let r = try runCLI(["run"] + arguments)
         XCTAssertFalse(r.signalled, "dnnl-quant crashed (signal \(r.status)): \(r.stderr)", file: file, line: line)
         XCTAssertNotEqual(r.status, 0, "dnnl-quant should fail: \(r.stdout)", file: file, line: line)
@@ -251,8 +284,9 @@ final class SessionErrorTests: XCTestCase {
         let out = folder.appendingPathComponent("out")
         let r = try runCLI(["run", modelURL.path, "--input", "x=\(input.path)", "--output-dir", out.path])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(try Tensor(contentsOfNPY: out.appendingPathComponent("y.npy")),
-                       Tensor(shape: [1, 3], scalars: [Float(0), 0, 2]))
+        XCTAssertEqual(
+            try Tensor(contentsOfNPY: out.appendingPathComponent("y.npy")),
+            Tensor(shape: [1, 3], scalars: [Float(0), 0, 2]))
     }
 
     func testCLITruncatedModel() throws {
@@ -261,38 +295,44 @@ final class SessionErrorTests: XCTestCase {
         let truncated = folder.appendingPathComponent("truncated.onnx")
         try data.prefix(data.count * 6 / 10).write(to: truncated)
         let out = folder.appendingPathComponent("out")
-        try assertCLIFails([truncated.path, "--input", "x=\(input.path)", "--output-dir", out.path],
-                           mentions: [truncated.path], outputDir: out)
+        try assertCLIFails(
+            [truncated.path, "--input", "x=\(input.path)", "--output-dir", out.path],
+            mentions: [truncated.path], outputDir: out)
     }
 
     func testCLINotAnONNXFile() throws {
         let (_, input) = try cliFixtures()
         let out = folder.appendingPathComponent("out")
         // An .npy file and a text file given as the model.
-        try assertCLIFails([input.path, "--input", "x=\(input.path)", "--output-dir", out.path],
-                           mentions: [input.path], outputDir: out)
+        try assertCLIFails(
+            [input.path, "--input", "x=\(input.path)", "--output-dir", out.path],
+            mentions: [input.path], outputDir: out)
         let text = folder.appendingPathComponent("notes.onnx")
         try Data("this is not a model\n".utf8).write(to: text)
-        try assertCLIFails([text.path, "--input", "x=\(input.path)", "--output-dir", out.path],
-                           mentions: [text.path], outputDir: out)
+        try assertCLIFails(
+            [text.path, "--input", "x=\(input.path)", "--output-dir", out.path],
+            mentions: [text.path], outputDir: out)
         let missing = folder.appendingPathComponent("missing.onnx")
-        try assertCLIFails([missing.path, "--input", "x=\(input.path)", "--output-dir", out.path],
-                           mentions: [missing.path], outputDir: out)
+        try assertCLIFails(
+            [missing.path, "--input", "x=\(input.path)", "--output-dir", out.path],
+            mentions: [missing.path], outputDir: out)
     }
 
     func testCLIMissingInputFile() throws {
         let (modelURL, _) = try cliFixtures()
         let out = folder.appendingPathComponent("out")
         let missing = folder.appendingPathComponent("nowhere.npy")
-        try assertCLIFails([modelURL.path, "--input", "x=\(missing.path)", "--output-dir", out.path],
-                           mentions: ["--input", missing.path], outputDir: out)
+        try assertCLIFails(
+            [modelURL.path, "--input", "x=\(missing.path)", "--output-dir", out.path],
+            mentions: ["--input", missing.path], outputDir: out)
     }
 
     func testCLIWrongInputName() throws {
         let (modelURL, input) = try cliFixtures()
         let out = folder.appendingPathComponent("out")
-        try assertCLIFails([modelURL.path, "--input", "image=\(input.path)", "--output-dir", out.path],
-                           mentions: ["--input", "'image'", modelURL.path], outputDir: out)
+        try assertCLIFails(
+            [modelURL.path, "--input", "image=\(input.path)", "--output-dir", out.path],
+            mentions: ["--input", "'image'", modelURL.path], outputDir: out)
     }
 
     func testCLIOutputDirUnderARegularFile() throws {
@@ -306,7 +346,8 @@ final class SessionErrorTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("--output-dir"), r.stderr)
         XCTAssertTrue(r.stderr.contains(out.path), r.stderr)
         XCTAssertEqual(try String(contentsOf: blocker, encoding: .utf8), "a file, not a folder")
-        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)),
-                       ["relu.onnx", "x.npy", "blocker"], "no other files were written")
+        XCTAssertEqual(
+            Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)),
+            ["relu.onnx", "x.npy", "blocker"], "no other files were written")
     }
 }

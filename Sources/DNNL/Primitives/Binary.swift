@@ -13,12 +13,14 @@ extension PrimitiveDescriptor {
         _ algorithm: BinaryAlgorithm, src0: MemoryDescriptor, src1: MemoryDescriptor,
         dst: MemoryDescriptor, attributes: PrimitiveAttributes? = nil, engine: Engine = .cpu
     ) throws(DNNLError) -> PrimitiveDescriptor {
-        let summary = summarize("binary \(algorithm)",
-                                [("src0", src0), ("src1", src1), ("dst", dst)])
+        let summary = summarize(
+            "binary \(algorithm)",
+            [("src0", src0), ("src1", src1), ("dst", dst)])
         var desc = dnnl_binary_desc_t()
         var a = src0.raw, b = src1.raw, d = dst.raw
-        try check(dnnl_binary_desc_init(&desc, algorithm.raw, &a, &b, &d),
-                  "dnnl_binary_desc_init", summary)
+        try check(
+            dnnl_binary_desc_init(&desc, algorithm.raw, &a, &b, &d),
+            "dnnl_binary_desc_init", summary)
         return try create(&desc, attributes: attributes, engine: engine, summary: summary)
     }
 }

@@ -18,8 +18,9 @@ extension PrimitiveDescriptor {
         var pd: dnnl_primitive_desc_t?
         let raws = srcs.map(\.raw)
         let status = withOptionalPointer(dst) { dp in
-            dnnl_concat_primitive_desc_create(&pd, dp, Int32(srcs.count), Int32(axis), raws,
-                                              attr.handle, engine.handle)
+            dnnl_concat_primitive_desc_create(
+                &pd, dp, Int32(srcs.count), Int32(axis), raws,
+                attr.handle, engine.handle)
         }
         try check(status, "dnnl_concat_primitive_desc_create", summary)
         return PrimitiveDescriptor(handle: pd!, engine: engine, attributes: attr, summary: summary)
@@ -38,15 +39,17 @@ extension PrimitiveDescriptor {
         let parts = srcs.enumerated().map { ("src\($0.offset)", Optional($0.element)) }
         let summary = summarize("sum", parts + [("dst", dst)], extra: "scales \(scales)")
         guard scales.count == srcs.count else {
-            throw DNNLError(status: dnnl_invalid_arguments, call: "dnnl_sum_primitive_desc_create",
-                            context: "\(scales.count) scales for \(srcs.count) sources. \(summary)")
+            throw DNNLError(
+                status: dnnl_invalid_arguments, call: "dnnl_sum_primitive_desc_create",
+                context: "\(scales.count) scales for \(srcs.count) sources. \(summary)")
         }
         let attr = try attributes.orDefault()
         var pd: dnnl_primitive_desc_t?
         let raws = srcs.map(\.raw)
         let status = withOptionalPointer(dst) { dp in
-            dnnl_sum_primitive_desc_create(&pd, dp, Int32(srcs.count), scales, raws, attr.handle,
-                                           engine.handle)
+            dnnl_sum_primitive_desc_create(
+                &pd, dp, Int32(srcs.count), scales, raws, attr.handle,
+                engine.handle)
         }
         try check(status, "dnnl_sum_primitive_desc_create", summary)
         return PrimitiveDescriptor(handle: pd!, engine: engine, attributes: attr, summary: summary)

@@ -22,10 +22,11 @@ extension PrimitiveDescriptor {
         paddingL: [Int], paddingR: [Int],
         attributes: PrimitiveAttributes? = nil, engine: Engine = .cpu
     ) throws(DNNLError) -> PrimitiveDescriptor {
-        try convolutionLike("convolution", call: "dnnl_dilated_convolution_forward_desc_init",
-                            initialize: dnnl_dilated_convolution_forward_desc_init, algorithm: dnnl_convolution_direct,
-                            src: src, weights: weights, bias: bias, dst: dst, strides: strides, dilations: dilations,
-                            paddingL: paddingL, paddingR: paddingR, attributes: attributes, engine: engine)
+        try convolutionLike(
+            "convolution", call: "dnnl_dilated_convolution_forward_desc_init",
+            initialize: dnnl_dilated_convolution_forward_desc_init, algorithm: dnnl_convolution_direct,
+            src: src, weights: weights, bias: bias, dst: dst, strides: strides, dilations: dilations,
+            paddingL: paddingL, paddingR: paddingR, attributes: attributes, engine: engine)
     }
 
     /// Forward-inference deconvolution, i.e. transposed convolution
@@ -44,20 +45,23 @@ extension PrimitiveDescriptor {
         paddingL: [Int], paddingR: [Int],
         attributes: PrimitiveAttributes? = nil, engine: Engine = .cpu
     ) throws(DNNLError) -> PrimitiveDescriptor {
-        try convolutionLike("deconvolution", call: "dnnl_dilated_deconvolution_forward_desc_init",
-                            initialize: dnnl_dilated_deconvolution_forward_desc_init, algorithm: dnnl_deconvolution_direct,
-                            src: src, weights: weights, bias: bias, dst: dst, strides: strides, dilations: dilations,
-                            paddingL: paddingL, paddingR: paddingR, attributes: attributes, engine: engine)
+        try convolutionLike(
+            "deconvolution", call: "dnnl_dilated_deconvolution_forward_desc_init",
+            initialize: dnnl_dilated_deconvolution_forward_desc_init, algorithm: dnnl_deconvolution_direct,
+            src: src, weights: weights, bias: bias, dst: dst, strides: strides, dilations: dilations,
+            paddingL: paddingL, paddingR: paddingR, attributes: attributes, engine: engine)
     }
 
     /// The shared body of convolution and deconvolution (their C descriptors are one type).
     private static func convolutionLike(
         _ kind: String, call: String,
-        initialize: (UnsafeMutablePointer<dnnl_convolution_desc_t>?, dnnl_prop_kind_t, dnnl_alg_kind_t,
-                     UnsafePointer<dnnl_memory_desc_t>?, UnsafePointer<dnnl_memory_desc_t>?,
-                     UnsafePointer<dnnl_memory_desc_t>?, UnsafePointer<dnnl_memory_desc_t>?,
-                     UnsafePointer<dnnl_dim_t>?, UnsafePointer<dnnl_dim_t>?, UnsafePointer<dnnl_dim_t>?,
-                     UnsafePointer<dnnl_dim_t>?) -> dnnl_status_t,
+        initialize: (
+            UnsafeMutablePointer<dnnl_convolution_desc_t>?, dnnl_prop_kind_t, dnnl_alg_kind_t,
+            UnsafePointer<dnnl_memory_desc_t>?, UnsafePointer<dnnl_memory_desc_t>?,
+            UnsafePointer<dnnl_memory_desc_t>?, UnsafePointer<dnnl_memory_desc_t>?,
+            UnsafePointer<dnnl_dim_t>?, UnsafePointer<dnnl_dim_t>?, UnsafePointer<dnnl_dim_t>?,
+            UnsafePointer<dnnl_dim_t>?
+        ) -> dnnl_status_t,
         algorithm: dnnl_alg_kind_t, src: MemoryDescriptor, weights: MemoryDescriptor, bias: MemoryDescriptor?,
         dst: MemoryDescriptor, strides: [Int], dilations: [Int]?, paddingL: [Int], paddingR: [Int],
         attributes: PrimitiveAttributes?, engine: Engine
@@ -65,13 +69,15 @@ extension PrimitiveDescriptor {
         let summary = summarize(
             kind, [("src", src), ("weights", weights), ("bias", bias), ("dst", dst)],
             extra: "strides \(strides) dilations \(dilations ?? []) pad \(paddingL) \(paddingR)")
-        let g = try SpatialGeometry(rank: src.rank, strides: strides, dilations: dilations,
-                                    paddingL: paddingL, paddingR: paddingR, call: call, summary: summary)
+        let g = try SpatialGeometry(
+            rank: src.rank, strides: strides, dilations: dilations,
+            paddingL: paddingL, paddingR: paddingR, call: call, summary: summary)
         var desc = dnnl_convolution_desc_t()
         var s = src.raw, w = weights.raw, d = dst.raw
         let status = withOptionalPointer(bias) { bp in
-            initialize(&desc, dnnl_forward_inference, algorithm, &s, &w, bp, &d,
-                       g.strides, g.dilations, g.paddingL, g.paddingR)
+            initialize(
+                &desc, dnnl_forward_inference, algorithm, &s, &w, bp, &d,
+                g.strides, g.dilations, g.paddingL, g.paddingR)
         }
         try check(status, call, summary)
         return try create(&desc, attributes: attributes, engine: engine, summary: summary)
@@ -83,14 +89,19 @@ extension PrimitiveDescriptor {
 struct SpatialGeometry {
     let strides: [dnnl_dim_t], dilations: [dnnl_dim_t], paddingL: [dnnl_dim_t], paddingR: [dnnl_dim_t]
 
-    init(rank: Int, strides: [Int], dilations: [Int]?, paddingL: [Int], paddingR: [Int],
-         call: String, summary: String) throws(DNNLError) {
+    init(
+        rank: Int, strides: [Int], dilations: [Int]?, paddingL: [Int], paddingR: [Int],
+        call: String, summary: String
+    ) throws(DNNLError) {
         let sp = rank - 2
         let dil = dilations ?? Array(repeating: 0, count: sp)
-        for (name, v) in [("strides", strides), ("dilations", dil), ("paddingL", paddingL),
-                          ("paddingR", paddingR)] where v.count != sp {
-            throw DNNLError(status: dnnl_invalid_arguments, call: call,
-                            context: "\(name) \(v) needs \(sp) values. \(summary)")
+        for (name, v) in [
+            ("strides", strides), ("dilations", dil), ("paddingL", paddingL),
+            ("paddingR", paddingR),
+        ] where v.count != sp {
+            throw DNNLError(
+                status: dnnl_invalid_arguments, call: call,
+                context: "\(name) \(v) needs \(sp) values. \(summary)")
         }
         self.strides = makeDims(strides)
         self.dilations = makeDims(dil)

@@ -11,13 +11,16 @@ extension PrimitiveDescriptor {
         _ algorithm: EltwiseAlgorithm, data: MemoryDescriptor, alpha: Float = 0, beta: Float = 0,
         attributes: PrimitiveAttributes? = nil, engine: Engine = .cpu
     ) throws(DNNLError) -> PrimitiveDescriptor {
-        let summary = summarize("eltwise \(algorithm)", [("data", data)],
-                                extra: "alpha \(alpha) beta \(beta)")
+        let summary = summarize(
+            "eltwise \(algorithm)", [("data", data)],
+            extra: "alpha \(alpha) beta \(beta)")
         var desc = dnnl_eltwise_desc_t()
         var md = data.raw
-        try check(dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference, algorithm.raw,
-                                                 &md, alpha, beta),
-                  "dnnl_eltwise_forward_desc_init", summary)
+        try check(
+            dnnl_eltwise_forward_desc_init(
+                &desc, dnnl_forward_inference, algorithm.raw,
+                &md, alpha, beta),
+            "dnnl_eltwise_forward_desc_init", summary)
         return try create(&desc, attributes: attributes, engine: engine, summary: summary)
     }
 }

@@ -12,13 +12,15 @@ extension PrimitiveDescriptor {
         data: MemoryDescriptor, epsilon: Float, useScale: Bool, useShift: Bool,
         attributes: PrimitiveAttributes? = nil, engine: Engine = .cpu
     ) throws(DNNLError) -> PrimitiveDescriptor {
-        let summary = summarize("layer_normalization", [("data", data)],
-                                extra: "epsilon \(epsilon) scale \(useScale) shift \(useShift)")
+        let summary = summarize(
+            "layer_normalization", [("data", data)],
+            extra: "epsilon \(epsilon) scale \(useScale) shift \(useShift)")
         var desc = dnnl_layer_normalization_desc_t()
         var md = data.raw
         let flags = (useScale ? dnnl_use_scale.rawValue : 0) | (useShift ? dnnl_use_shift.rawValue : 0)
-        try check(dnnl_layer_normalization_forward_desc_init(
-            &desc, dnnl_forward_inference, &md, nil, epsilon, flags),
+        try check(
+            dnnl_layer_normalization_forward_desc_init(
+                &desc, dnnl_forward_inference, &md, nil, epsilon, flags),
             "dnnl_layer_normalization_forward_desc_init", summary)
         return try create(&desc, attributes: attributes, engine: engine, summary: summary)
     }
@@ -34,14 +36,17 @@ extension PrimitiveDescriptor {
         data: MemoryDescriptor, epsilon: Float, useScale: Bool, useShift: Bool,
         attributes: PrimitiveAttributes? = nil, engine: Engine = .cpu
     ) throws(DNNLError) -> PrimitiveDescriptor {
-        let summary = summarize("batch_normalization", [("data", data)],
-                                extra: "epsilon \(epsilon) scale \(useScale) shift \(useShift)")
+        let summary = summarize(
+            "batch_normalization", [("data", data)],
+            extra: "epsilon \(epsilon) scale \(useScale) shift \(useShift)")
         var desc = dnnl_batch_normalization_desc_t()
         var md = data.raw
-        let flags = dnnl_use_global_stats.rawValue
+        let flags =
+            dnnl_use_global_stats.rawValue
             | (useScale ? dnnl_use_scale.rawValue : 0) | (useShift ? dnnl_use_shift.rawValue : 0)
-        try check(dnnl_batch_normalization_forward_desc_init(
-            &desc, dnnl_forward_inference, &md, epsilon, flags),
+        try check(
+            dnnl_batch_normalization_forward_desc_init(
+                &desc, dnnl_forward_inference, &md, epsilon, flags),
             "dnnl_batch_normalization_forward_desc_init", summary)
         return try create(&desc, attributes: attributes, engine: engine, summary: summary)
     }

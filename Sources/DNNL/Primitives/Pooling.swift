@@ -36,19 +36,22 @@ extension PrimitiveDescriptor {
             "pooling \(algorithm)", [("src", src), ("dst", dst)],
             extra: "kernel \(kernel) strides \(strides) pad \(paddingL) \(paddingR)")
         let call = "dnnl_pooling_v2_forward_desc_init"
-        let g = try SpatialGeometry(rank: src.rank, strides: strides, dilations: dilations,
-                                    paddingL: paddingL, paddingR: paddingR, call: call,
-                                    summary: summary)
+        let g = try SpatialGeometry(
+            rank: src.rank, strides: strides, dilations: dilations,
+            paddingL: paddingL, paddingR: paddingR, call: call,
+            summary: summary)
         guard kernel.count == src.rank - 2 else {
-            throw DNNLError(status: dnnl_invalid_arguments, call: call,
-                            context: "kernel \(kernel) needs \(src.rank - 2) values. \(summary)")
+            throw DNNLError(
+                status: dnnl_invalid_arguments, call: call,
+                context: "kernel \(kernel) needs \(src.rank - 2) values. \(summary)")
         }
         let k = makeDims(kernel)
         var desc = dnnl_pooling_v2_desc_t()
         var s = src.raw, d = dst.raw
-        try check(dnnl_pooling_v2_forward_desc_init(
-            &desc, dnnl_forward_inference, algorithm.raw, &s, &d, g.strides, k,
-            g.dilations, g.paddingL, g.paddingR), call, summary)
+        try check(
+            dnnl_pooling_v2_forward_desc_init(
+                &desc, dnnl_forward_inference, algorithm.raw, &s, &d, g.strides, k,
+                g.dilations, g.paddingL, g.paddingR), call, summary)
         return try create(&desc, attributes: attributes, engine: engine, summary: summary)
     }
 }

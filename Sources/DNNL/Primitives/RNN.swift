@@ -43,20 +43,24 @@ public struct RNNDescriptors {
     /// `[L, D, N, DHC]` final cell state (LSTM only), or nil.
     public var dstIterC: MemoryDescriptor?
 
-    public init(srcLayer: MemoryDescriptor, srcIter: MemoryDescriptor? = nil,
-                srcIterC: MemoryDescriptor? = nil, weightsLayer: MemoryDescriptor,
-                weightsIter: MemoryDescriptor, bias: MemoryDescriptor?,
-                dstLayer: MemoryDescriptor, dstIter: MemoryDescriptor? = nil,
-                dstIterC: MemoryDescriptor? = nil) {
+    public init(
+        srcLayer: MemoryDescriptor, srcIter: MemoryDescriptor? = nil,
+        srcIterC: MemoryDescriptor? = nil, weightsLayer: MemoryDescriptor,
+        weightsIter: MemoryDescriptor, bias: MemoryDescriptor?,
+        dstLayer: MemoryDescriptor, dstIter: MemoryDescriptor? = nil,
+        dstIterC: MemoryDescriptor? = nil
+    ) {
         self.srcLayer = srcLayer; self.srcIter = srcIter; self.srcIterC = srcIterC
         self.weightsLayer = weightsLayer; self.weightsIter = weightsIter; self.bias = bias
         self.dstLayer = dstLayer; self.dstIter = dstIter; self.dstIterC = dstIterC
     }
 
     var summaryParts: [(String, MemoryDescriptor?)] {
-        [("src_layer", srcLayer), ("src_iter", srcIter), ("src_iter_c", srcIterC),
-         ("weights_layer", weightsLayer), ("weights_iter", weightsIter), ("bias", bias),
-         ("dst_layer", dstLayer), ("dst_iter", dstIter), ("dst_iter_c", dstIterC)]
+        [
+            ("src_layer", srcLayer), ("src_iter", srcIter), ("src_iter_c", srcIterC),
+            ("weights_layer", weightsLayer), ("weights_iter", weightsIter), ("bias", bias),
+            ("dst_layer", dstLayer), ("dst_iter", dstIter), ("dst_iter_c", dstIterC),
+        ]
     }
 }
 
@@ -95,8 +99,9 @@ extension PrimitiveDescriptor {
                     withOptionalPointer(mds.bias) { b in
                         withOptionalPointer(mds.dstIter) { di in
                             withOptionalPointer(mds.dstIterC) { dic in
-                                dnnl_lstm_forward_desc_init(&desc, prop, dir, &sl, si, sic, &wl,
-                                                            &wi, b, &dl, di, dic, 0)
+                                dnnl_lstm_forward_desc_init(
+                                    &desc, prop, dir, &sl, si, sic, &wl,
+                                    &wi, b, &dl, di, dic, 0)
                             }
                         }
                     }
@@ -109,10 +114,12 @@ extension PrimitiveDescriptor {
                 withOptionalPointer(mds.bias) { b in
                     withOptionalPointer(mds.dstIter) { di in
                         lbr
-                            ? dnnl_lbr_gru_forward_desc_init(&desc, prop, dir, &sl, si, &wl, &wi,
-                                                             b, &dl, di, 0)
-                            : dnnl_gru_forward_desc_init(&desc, prop, dir, &sl, si, &wl, &wi, b,
-                                                         &dl, di, 0)
+                            ? dnnl_lbr_gru_forward_desc_init(
+                                &desc, prop, dir, &sl, si, &wl, &wi,
+                                b, &dl, di, 0)
+                            : dnnl_gru_forward_desc_init(
+                                &desc, prop, dir, &sl, si, &wl, &wi, b,
+                                &dl, di, 0)
                     }
                 }
             }

@@ -17,9 +17,11 @@ extension PrimitiveDescriptor {
         let attr = try attributes.orDefault()
         var pd: dnnl_primitive_desc_t?
         var s = src.raw, d = dst.raw
-        try check(dnnl_reorder_primitive_desc_create(&pd, &s, engine.handle, &d, engine.handle,
-                                                     attr.handle),
-                  "dnnl_reorder_primitive_desc_create", summary)
+        try check(
+            dnnl_reorder_primitive_desc_create(
+                &pd, &s, engine.handle, &d, engine.handle,
+                attr.handle),
+            "dnnl_reorder_primitive_desc_create", summary)
         return PrimitiveDescriptor(handle: pd!, engine: engine, attributes: attr, summary: summary)
     }
 }
@@ -27,10 +29,13 @@ extension PrimitiveDescriptor {
 extension Memory {
     /// Reorders this memory into `dst` once (weights at session creation, tests, I/O).
     /// - Throws: `DNNLError` from the reorder's creation or execution.
-    public func reorder(into dst: Memory, attributes: PrimitiveAttributes? = nil,
-                        stream: Stream) throws(DNNLError) {
-        let pd = try PrimitiveDescriptor.reorder(src: descriptor, dst: dst.descriptor,
-                                                 attributes: attributes, engine: engine)
+    public func reorder(
+        into dst: Memory, attributes: PrimitiveAttributes? = nil,
+        stream: Stream
+    ) throws(DNNLError) {
+        let pd = try PrimitiveDescriptor.reorder(
+            src: descriptor, dst: dst.descriptor,
+            attributes: attributes, engine: engine)
         try pd.makePrimitive().execute(on: stream, [.src: self, .dst: dst])
     }
 }

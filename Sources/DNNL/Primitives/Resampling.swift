@@ -21,13 +21,16 @@ extension PrimitiveDescriptor {
         _ algorithm: ResamplingAlgorithm, src: MemoryDescriptor, dst: MemoryDescriptor,
         factors: [Float]? = nil, attributes: PrimitiveAttributes? = nil, engine: Engine = .cpu
     ) throws(DNNLError) -> PrimitiveDescriptor {
-        let summary = summarize("resampling \(algorithm)", [("src", src), ("dst", dst)],
-                                extra: factors.map { "factors \($0)" } ?? "")
+        let summary = summarize(
+            "resampling \(algorithm)", [("src", src), ("dst", dst)],
+            extra: factors.map { "factors \($0)" } ?? "")
         var desc = dnnl_resampling_desc_t()
         var s = src.raw, d = dst.raw
-        try check(dnnl_resampling_forward_desc_init(&desc, dnnl_forward_inference, algorithm.raw,
-                                                    factors, &s, &d),
-                  "dnnl_resampling_forward_desc_init", summary)
+        try check(
+            dnnl_resampling_forward_desc_init(
+                &desc, dnnl_forward_inference, algorithm.raw,
+                factors, &s, &d),
+            "dnnl_resampling_forward_desc_init", summary)
         return try create(&desc, attributes: attributes, engine: engine, summary: summary)
     }
 }

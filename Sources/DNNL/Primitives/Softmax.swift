@@ -11,13 +11,15 @@ extension PrimitiveDescriptor {
         src: MemoryDescriptor, dst: MemoryDescriptor, axis: Int, log: Bool = false,
         attributes: PrimitiveAttributes? = nil, engine: Engine = .cpu
     ) throws(DNNLError) -> PrimitiveDescriptor {
-        let summary = summarize(log ? "logsoftmax" : "softmax", [("src", src), ("dst", dst)],
-                                extra: "axis \(axis)")
+        let summary = summarize(
+            log ? "logsoftmax" : "softmax", [("src", src), ("dst", dst)],
+            extra: "axis \(axis)")
         var desc = dnnl_softmax_v2_desc_t()
         var s = src.raw, d = dst.raw
-        try check(dnnl_softmax_v2_forward_desc_init(
-            &desc, dnnl_forward_inference, log ? dnnl_softmax_log : dnnl_softmax_accurate,
-            &s, &d, Int32(axis)), "dnnl_softmax_v2_forward_desc_init", summary)
+        try check(
+            dnnl_softmax_v2_forward_desc_init(
+                &desc, dnnl_forward_inference, log ? dnnl_softmax_log : dnnl_softmax_accurate,
+                &s, &d, Int32(axis)), "dnnl_softmax_v2_forward_desc_init", summary)
         return try create(&desc, attributes: attributes, engine: engine, summary: summary)
     }
 }

@@ -79,8 +79,9 @@ public struct CalibrationReader: Sequence, Sendable {
         let inputs = inputNames.map { "'\($0)'" }.joined(separator: ", ")
         if file.pathExtension.lowercased() == "npy" {
             guard inputNames.count == 1 else {
-                throw fail("a .npy sample holds one tensor but the model has \(inputNames.count) inputs "
-                           + "(\(inputs)): name the inputs: use .npz with one key per input")
+                throw fail(
+                    "a .npy sample holds one tensor but the model has \(inputNames.count) inputs "
+                        + "(\(inputs)): name the inputs: use .npz with one key per input")
             }
             do {
                 return [inputNames[0]: try Tensor(contentsOfNPY: file)]

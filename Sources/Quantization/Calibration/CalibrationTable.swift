@@ -198,8 +198,9 @@ public struct Calibrator: Sendable {
             }
             if observer.nonFiniteCount > 0 {
                 let total = observer.nonFiniteCount + observer.count
-                result.append("tensor '\(name)' had \(observer.nonFiniteCount) NaN or infinite values "
-                              + "of \(total) (ignored)")
+                result.append(
+                    "tensor '\(name)' had \(observer.nonFiniteCount) NaN or infinite values "
+                        + "of \(total) (ignored)")
             }
         }
         return result

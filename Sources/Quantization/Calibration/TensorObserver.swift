@@ -161,8 +161,10 @@ public struct TensorObserver: Sendable {
             }
             return TensorRange(min: lo, max: hi)
         }
-        let t = Float(Swift.max(Swift.min(threshold(method, unsigned: nonNegative), Double(absMax)),
-                                Double(floor)))
+        let t = Float(
+            Swift.max(
+                Swift.min(threshold(method, unsigned: nonNegative), Double(absMax)),
+                Double(floor)))
         return TensorRange(min: nonNegative ? 0 : -t, max: t)
     }
 

@@ -59,8 +59,10 @@ public struct Node: Sendable, Equatable {
     /// parameters): a typed payload, never encoded in `attributes`. nil for ONNX nodes.
     var fused: FusedNode?
 
-    public init(name: String, opType: String, domain: String = "", inputs: [String],
-                outputs: [String], attributes: [String: AttributeValue] = [:]) {
+    public init(
+        name: String, opType: String, domain: String = "", inputs: [String],
+        outputs: [String], attributes: [String: AttributeValue] = [:]
+    ) {
         self.name = name
         self.opType = opType
         self.domain = domain
@@ -70,10 +72,13 @@ public struct Node: Sendable, Equatable {
     }
 
     /// One of the library's own fused nodes (domain `dnnl`) with its payload.
-    init(name: String, fusedOp opType: String, inputs: [String], outputs: [String],
-         attributes: [String: AttributeValue] = [:], fused: FusedNode) {
-        self.init(name: name, opType: opType, domain: FusedOps.domain, inputs: inputs, outputs: outputs,
-                  attributes: attributes)
+    init(
+        name: String, fusedOp opType: String, inputs: [String], outputs: [String],
+        attributes: [String: AttributeValue] = [:], fused: FusedNode
+    ) {
+        self.init(
+            name: name, opType: opType, domain: FusedOps.domain, inputs: inputs, outputs: outputs,
+            attributes: attributes)
         self.fused = fused
     }
 
@@ -113,8 +118,10 @@ public struct Graph: Sendable {
     /// Declared types of intermediate values (may be stale).
     public var valueInfo: [String: ValueInfo]
 
-    public init(name: String = "", nodes: [Node], inputs: [ValueInfo], outputs: [ValueInfo],
-                initializers: [String: Tensor] = [:], valueInfo: [String: ValueInfo] = [:]) {
+    public init(
+        name: String = "", nodes: [Node], inputs: [ValueInfo], outputs: [ValueInfo],
+        initializers: [String: Tensor] = [:], valueInfo: [String: ValueInfo] = [:]
+    ) {
         self.name = name
         self.nodes = nodes
         self.inputs = inputs
@@ -148,8 +155,9 @@ extension Graph {
         var result: [String: String] = [:]
         for q in nodes where q.opType == "QuantizeLinear" && q.domain.isEmpty {
             guard let t = q.input(0), let qOut = q.outputs.first,
-                  let dq = consumers[qOut]?.lazy.map({ self.nodes[$0] }).first(where: { $0.opType == "DequantizeLinear" }),
-                  let d = dq.outputs.first else { continue }
+                let dq = consumers[qOut]?.lazy.map({ self.nodes[$0] }).first(where: { $0.opType == "DequantizeLinear" }),
+                let d = dq.outputs.first
+            else { continue }
             result[t] = d
         }
         return result

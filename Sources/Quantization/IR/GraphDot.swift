@@ -4,7 +4,9 @@ extension Graph {
     /// The graph in Graphviz DOT: one box per node (op type and name), edges labelled with the
     /// value names, constants left out. For `dnnl-quant quantize --dump-each-pass`.
     public func dot(title: String) -> String {
-        func quote(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+        func quote(_ s: String) -> String {
+            "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
         var lines = ["digraph \(quote(title)) {", "  rankdir=TB;", "  node [shape=box, fontsize=10];"]
         let producers = producers()
         for i in inputs { lines.append("  \(quote("in:" + i.name)) [shape=ellipse, label=\(quote(i.name))];") }

@@ -71,8 +71,10 @@ extension Activation {
         case "Gelu" where (node.string("approximate") ?? "none") == "none":
             return [Activation(algorithm: .geluErf)]
         case "HardSigmoid":
-            return [Activation(algorithm: .linear, alpha: node.float("alpha") ?? 0.2, beta: node.float("beta") ?? 0.5),
-                    Activation(algorithm: .clip, alpha: 0, beta: 1)]
+            return [
+                Activation(algorithm: .linear, alpha: node.float("alpha") ?? 0.2, beta: node.float("beta") ?? 0.5),
+                Activation(algorithm: .clip, alpha: 0, beta: 1),
+            ]
         case "Clip":
             var lo = node.float("min") ?? -Float.greatestFiniteMagnitude
             var hi = node.float("max") ?? Float.greatestFiniteMagnitude

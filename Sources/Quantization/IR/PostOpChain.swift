@@ -38,8 +38,10 @@ struct PostOpChain: Equatable, Sendable {
         var result = ops
         for a in acts {
             if a.algorithm == .linear, case .eltwise(let p)? = result.last, p.algorithm == .linear {
-                result[result.count - 1] = .eltwise(Activation(algorithm: .linear, alpha: a.alpha * p.alpha,
-                                                               beta: a.alpha * p.beta + a.beta))
+                result[result.count - 1] = .eltwise(
+                    Activation(
+                        algorithm: .linear, alpha: a.alpha * p.alpha,
+                        beta: a.alpha * p.beta + a.beta))
                 continue
             }
             let clash = result.contains { op in

@@ -47,8 +47,9 @@ struct UnitMatcher {
     private func absorb(_ ci: Int, into unit: inout Unit, _ e: GraphEditor) -> Bool {
         let n = e.nodes[ci], cur = unit.output
         if let columns = matmulColumns, unit.absorbed.isEmpty, n.opType == "Add",
-           let (other, c, _) = e.constantOperand(n), other == cur, c.elementType == .f32,
-           c.count == columns, c.shape.last == columns {
+            let (other, c, _) = e.constantOperand(n), other == cur, c.elementType == .f32,
+            c.count == columns, c.shape.last == columns
+        {
             unit.bias = n.inputs.first { $0 != cur }
             return true
         }
@@ -58,8 +59,9 @@ struct UnitMatcher {
             return true
         }
         if n.opType == "Add", unit.residual == nil, n.inputs.count == 2, n.inputs[0] != n.inputs[1],
-           let other = n.inputs.first(where: { $0 != cur }), e.constant(other) == nil,
-           let inPlace = residual(other, cur) {
+            let other = n.inputs.first(where: { $0 != cur }), e.constant(other) == nil,
+            let inPlace = residual(other, cur)
+        {
             unit.residual = other
             unit.residualAdd = ci
             unit.chain.ops.append(.sum)
@@ -75,8 +77,9 @@ struct UnitMatcher {
     static func eltwise(_ n: Node, applyingTo value: String, _ e: GraphEditor) -> [Activation]? {
         if n.inputs.first == value, let acts = Activation.of(n, constants: e.constant) { return acts }
         if let (other, c, first) = e.constantOperand(n), other == value, c.count == 1,
-           ["Add", "Sub", "Mul", "Div"].contains(n.opType),
-           let act = Activation.scalarForm(n.opType, c.floatValues()[0], constantFirst: first) {
+            ["Add", "Sub", "Mul", "Div"].contains(n.opType),
+            let act = Activation.scalarForm(n.opType, c.floatValues()[0], constantFirst: first)
+        {
             return [act]
         }
         return nil

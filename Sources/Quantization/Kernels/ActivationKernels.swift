@@ -5,8 +5,10 @@ import Foundation
 /// eltwise primitives in the source's own layout; Erf as a Swift kernel (no eltwise erf in 2.6).
 enum ActivationKernels {
     static func register(_ r: inout [String: LowerFunction]) {
-        for op in ["Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "Elu", "Softplus", "Exp", "Abs",
-                   "Sqrt", "Log", "Neg", "Gelu", "HardSigmoid", "Clip", "Swish"] {
+        for op in [
+            "Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "Elu", "Softplus", "Exp", "Abs",
+            "Sqrt", "Log", "Neg", "Gelu", "HardSigmoid", "Clip", "Swish",
+        ] {
             r[op] = activation
         }
         r["Erf"] = erf

@@ -26,8 +26,9 @@ enum BinaryKernels {
         // Scalar constant operand: one eltwise primitive.
         for (constant, other, first) in [(b, a, false), (a, b, true)] {
             if let t = l.constant(constant), t.count == 1, !l.isConstant(other),
-               try l.shape(other).count >= t.shape.count,
-               let act = Activation.scalarForm(node.opType, t.floatValues()[0], constantFirst: first) {
+                try l.shape(other).count >= t.shape.count,
+                let act = Activation.scalarForm(node.opType, t.floatValues()[0], constantFirst: first)
+            {
                 let out = try ActivationKernels.apply([act], to: try l.slot(other), name: node.outputs[0], l)
                 l.define(node.outputs[0], .slot(out))
                 return
@@ -55,8 +56,10 @@ enum BinaryKernels {
     }
 
     /// Emits `dst = src0 op src1` (src0 of the full shape `out`), negated when `negate`.
-    static func emitBinary(_ alg: BinaryAlgorithm, node: Node, _ l: Lowering, src0: String, src1: String,
-                           out: [Int], negate: Bool) throws(GraphError) {
+    static func emitBinary(
+        _ alg: BinaryAlgorithm, node: Node, _ l: Lowering, src0: String, src1: String,
+        out: [Int], negate: Bool
+    ) throws(GraphError) {
         var s0 = try l.slot(src0)
         var md0 = l.descriptor(s0)
         if l.slots[s0].shape.count < out.count || out.isEmpty {
@@ -105,8 +108,9 @@ enum BinaryKernels {
             // A blocked src0 oneDNN cannot broadcast over: retry in plain layout.
             let p0 = try l.plain(s0)
             let pdPlain = try l.wrap { () throws(DNNLError) in
-                try PrimitiveDescriptor.binary(alg, src0: l.descriptor(p0), src1: md1, dst: l.descriptor(p0),
-                                               attributes: attr, engine: l.engine)
+                try PrimitiveDescriptor.binary(
+                    alg, src0: l.descriptor(p0), src1: md1, dst: l.descriptor(p0),
+                    attributes: attr, engine: l.engine)
             }
             if let c = constant1 { s1 = try l.weightsSlot(src1, c.floatValues(), plainDims: dims1, into: pdPlain.src(1)) }
             let plainDst = l.newSlot(node.outputs[0], shape: out, l.descriptor(p0))
@@ -127,15 +131,16 @@ enum BinaryKernels {
         let ia = Broadcast.indices(of: l.slots[a].shape, in: out)
         let ib = Broadcast.indices(of: l.slots[b].shape, in: out)
         let dst = l.newSlot(node.outputs[0], shape: out, try l.descriptor(dims: out, .f32))
-        let op: @Sendable (Float, Float) -> Float = switch node.opType {
-        case "Add": { $0 + $1 }
-        case "Sub": { $0 - $1 }
-        case "Mul": { $0 * $1 }
-        case "Div": { $0 / $1 }
-        case "Max": { Swift.max($0, $1) }
-        case "Min": { Swift.min($0, $1) }
-        default: { Foundation.pow($0, $1) }
-        }
+        let op: @Sendable (Float, Float) -> Float =
+            switch node.opType {
+            case "Add": { $0 + $1 }
+            case "Sub": { $0 - $1 }
+            case "Mul": { $0 * $1 }
+            case "Div": { $0 / $1 }
+            case "Max": { Swift.max($0, $1) }
+            case "Min": { Swift.min($0, $1) }
+            default: { Foundation.pow($0, $1) }
+            }
         l.emitCustom("\(l.where_()) broadcast \(node.opType)", slots: [a, b, dst]) { m in
             let x = m[0].dataPointer.assumingMemoryBound(to: Float.self)
             let y = m[1].dataPointer.assumingMemoryBound(to: Float.self)

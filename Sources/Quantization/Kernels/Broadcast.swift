@@ -7,9 +7,7 @@ enum Broadcast {
         let pb = [Int](repeating: 1, count: r - b.count) + b
         var out: [Int] = []
         for i in 0..<r {
-            if pa[i] == pb[i] || pb[i] == 1 { out.append(pa[i]) }
-            else if pa[i] == 1 { out.append(pb[i]) }
-            else { return nil }
+            if pa[i] == pb[i] || pb[i] == 1 { out.append(pa[i]) } else if pa[i] == 1 { out.append(pb[i]) } else { return nil }
         }
         return out
     }

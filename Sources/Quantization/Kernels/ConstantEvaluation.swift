@@ -65,8 +65,13 @@ enum ConstantEvaluation {
         unaries["Reciprocal"] = { 1 / $0 }
         unaries["Erf"] = { Foundation.erf($0) }
         for (name, f) in unaries {
-            e[name] = { _, x, _ in [Tensor(shape: x[0]!.shape, values: x[0]!.doubleValues().map(f),
-                                           elementType: x[0]!.elementType)] }
+            e[name] = { _, x, _ in
+                [
+                    Tensor(
+                        shape: x[0]!.shape, values: x[0]!.doubleValues().map(f),
+                        elementType: x[0]!.elementType)
+                ]
+            }
         }
         return e
     }()
@@ -87,11 +92,11 @@ enum ConstantEvaluation {
     /// The element type an ONNX `TensorProto.DataType` code maps to.
     static func elementType(onnx code: Int, _ node: Node) throws(GraphError) -> ElementType {
         switch code {
-        case 1, 10, 11, 16: .f32      // FLOAT, FLOAT16, DOUBLE, BFLOAT16 -> f32
-        case 2, 9: .u8                // UINT8, BOOL
+        case 1, 10, 11, 16: .f32  // FLOAT, FLOAT16, DOUBLE, BFLOAT16 -> f32
+        case 2, 9: .u8  // UINT8, BOOL
         case 3: .s8
-        case 4, 5, 6, 12: .s32        // UINT16, INT16, INT32, UINT32
-        case 7, 13: .i64              // INT64, UINT64
+        case 4, 5, 6, 12: .s32  // UINT16, INT16, INT32, UINT32
+        case 7, 13: .i64  // INT64, UINT64
         default: throw fail(node, "cannot cast to ONNX data type \(code)")
         }
     }
@@ -236,8 +241,11 @@ enum ConstantEvaluation {
         let shape = x[0]!.intValues()
         let value = node.tensor("value") ?? Tensor(shape: [1], scalars: [Float(0)])
         let v = value.doubleValues().first ?? 0
-        return [Tensor(shape: shape, values: [Double](repeating: v, count: shape.reduce(1, *)),
-                       elementType: value.elementType)]
+        return [
+            Tensor(
+                shape: shape, values: [Double](repeating: v, count: shape.reduce(1, *)),
+                elementType: value.elementType)
+        ]
     }
 
     static func range(_ node: Node, _ x: [Tensor?], _ opset: Int) throws(GraphError) -> [Tensor] {
@@ -248,8 +256,10 @@ enum ConstantEvaluation {
     }
 
     /// Element-wise binary op with broadcasting; comparisons give u8 (ONNX bool).
-    static func binary(_ node: Node, _ a: Tensor, _ b: Tensor, _ f: (Double, Double) -> Double,
-                       boolResult: Bool) throws(GraphError) -> Tensor {
+    static func binary(
+        _ node: Node, _ a: Tensor, _ b: Tensor, _ f: (Double, Double) -> Double,
+        boolResult: Bool
+    ) throws(GraphError) -> Tensor {
         guard let shape = Broadcast.shape(a.shape, b.shape) else {
             throw GraphError(.shapeMismatch, "node \(node.label): shapes \(a.shape) and \(b.shape) do not broadcast")
         }
@@ -282,8 +292,11 @@ enum ConstantEvaluation {
             throw GraphError(.shapeMismatch, "node \(node.label): cannot expand \(t.shape) to \(x[1]!.intValues())")
         }
         let v = t.doubleValues()
-        return [Tensor(shape: shape, values: Broadcast.indices(of: t.shape, in: shape).map { v[$0] },
-                       elementType: t.elementType)]
+        return [
+            Tensor(
+                shape: shape, values: Broadcast.indices(of: t.shape, in: shape).map { v[$0] },
+                elementType: t.elementType)
+        ]
     }
 
     static func tile(_ node: Node, _ x: [Tensor?], _ opset: Int) throws(GraphError) -> [Tensor] {
@@ -334,8 +347,9 @@ enum ConstantEvaluation {
             stepsIn = x.count > 4 ? x[4]?.intValues() : nil
         }
         let r = shape.count
-        var p = SliceParams(starts: [Int](repeating: 0, count: r), ends: shape,
-                            steps: [Int](repeating: 1, count: r), shape: shape)
+        var p = SliceParams(
+            starts: [Int](repeating: 0, count: r), ends: shape,
+            steps: [Int](repeating: 1, count: r), shape: shape)
         for (i, a0) in (axes ?? Array(0..<starts.count)).enumerated() {
             let a = try axis(a0, rank: r, node)
             let step = stepsIn?[i] ?? 1

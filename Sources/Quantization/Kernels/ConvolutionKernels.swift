@@ -12,8 +12,10 @@ enum ConvolutionKernels {
     }
 
     /// Padding `(begin, end)` per spatial dim from `pads` / `auto_pad` (ONNX Conv).
-    static func padding(_ node: Node, input: [Int], kernel: [Int], strides: [Int], dilations: [Int],
-                        transposed: Bool, outputPadding: [Int]) -> (begin: [Int], end: [Int]) {
+    static func padding(
+        _ node: Node, input: [Int], kernel: [Int], strides: [Int], dilations: [Int],
+        transposed: Bool, outputPadding: [Int]
+    ) -> (begin: [Int], end: [Int]) {
         let sp = input.count
         let autoPad = node.string("auto_pad") ?? "NOTSET"
         if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
@@ -45,8 +47,10 @@ enum ConvolutionKernels {
         }
     }
 
-    static func convolution(_ node: Node, _ l: Lowering, transposed: Bool, chain: PostOpChain,
-                            output: String) throws {
+    static func convolution(
+        _ node: Node, _ l: Lowering, transposed: Bool, chain: PostOpChain,
+        output: String
+    ) throws {
         guard let w = l.constant(node.input(1)) else {
             throw l.fail(.unsupportedAttribute, "weights '\(node.inputs[1])' must be constant")
         }
@@ -55,10 +59,12 @@ enum ConvolutionKernels {
         let (groups, kernel, strides, dilations) = (g.groups, g.kernel, g.strides, g.dilations)
         let (padB, padE, oc, c, outShape) = (g.padBegin, g.padEnd, g.oc, g.c, g.outShape)
         if transposed, g.spatialRank == 2, groups == 1, kernel == strides, padB.allSatisfy({ $0 == 0 }),
-           padE.allSatisfy({ $0 == 0 }), dilations.allSatisfy({ $0 == 1 }), !chain.hasSum,
-           g.outSpatial == zip(g.spatial, strides).map({ $0 * $1 }) {
-            try nonOverlappingDeconvolution(node, l, w: w, xShape: xShape, oc: oc, kernel: kernel,
-                                            chain: chain, output: output)
+            padE.allSatisfy({ $0 == 0 }), dilations.allSatisfy({ $0 == 1 }), !chain.hasSum,
+            g.outSpatial == zip(g.spatial, strides).map({ $0 * $1 })
+        {
+            try nonOverlappingDeconvolution(
+                node, l, w: w, xShape: xShape, oc: oc, kernel: kernel,
+                chain: chain, output: output)
             return
         }
         try l.checkResidual(chain.hasSum ? node.input(3) : nil, elementCount: outShape.reduce(1, *), shape: outShape)
@@ -70,9 +76,15 @@ enum ConvolutionKernels {
         if transposed {
             // ONNX [IC, OC/G, k...] -> [G, OC/G, IC/G, k...].
             plainW = [Float](repeating: 0, count: wValues.count)
-            for g in 0..<groups { for o in 0..<ocg { for i in 0..<icg { for k in 0..<kCount {
-                plainW[((g * ocg + o) * icg + i) * kCount + k] = wValues[((g * icg + i) * ocg + o) * kCount + k]
-            }}}}
+            for g in 0..<groups {
+                for o in 0..<ocg {
+                    for i in 0..<icg {
+                        for k in 0..<kCount {
+                            plainW[((g * ocg + o) * icg + i) * kCount + k] = wValues[((g * icg + i) * ocg + o) * kCount + k]
+                        }
+                    }
+                }
+            }
         }
         let wDims = g.weightDims
         let residual = chain.hasSum ? node.input(3) : nil
@@ -120,8 +132,10 @@ enum ConvolutionKernels {
     /// into NHWC:
     /// `y[n, o, h*KH + i, w*KW + j] = sum_c x[n, c, h, w] W[c, o, i, j] + b[o]`.
     /// oneDNN 2.6's deconvolution runs these at 5 GMAC/s; the 1x1 convolution near peak.
-    static func nonOverlappingDeconvolution(_ node: Node, _ l: Lowering, w: Tensor, xShape: [Int], oc: Int,
-                                            kernel: [Int], chain: PostOpChain, output: String) throws {
+    static func nonOverlappingDeconvolution(
+        _ node: Node, _ l: Lowering, w: Tensor, xShape: [Int], oc: Int,
+        kernel: [Int], chain: PostOpChain, output: String
+    ) throws {
         let (n, c, h, wd) = (xShape[0], xShape[1], xShape[2], xShape[3])
         let (kh, kw) = (kernel[0], kernel[1])
         let c2 = oc * kh * kw
@@ -194,13 +208,16 @@ struct ConvGeometry {
         strides = node.ints("strides") ?? [Int](repeating: 1, count: sp)
         dilations = node.ints("dilations") ?? [Int](repeating: 1, count: sp)
         var outputPadding = node.ints("output_padding") ?? [Int](repeating: 0, count: sp)
-        for (name, v, n) in [("kernel_shape", kernel, sp), ("strides", strides, sp), ("dilations", dilations, sp),
-                             ("output_padding", outputPadding, sp), ("pads", node.ints("pads") ?? [Int](repeating: 0, count: 2 * sp), 2 * sp)]
+        for (name, v, n) in [
+            ("kernel_shape", kernel, sp), ("strides", strides, sp), ("dilations", dilations, sp),
+            ("output_padding", outputPadding, sp), ("pads", node.ints("pads") ?? [Int](repeating: 0, count: 2 * sp), 2 * sp),
+        ]
         where v.count != n {
             throw l.fail(.unsupportedAttribute, "\(name) \(v) needs \(n) values for \(sp) spatial dims")
         }
         guard strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }), kernel.allSatisfy({ $0 > 0 }),
-              (node.ints("pads") ?? []).allSatisfy({ $0 >= 0 }) else {
+            (node.ints("pads") ?? []).allSatisfy({ $0 >= 0 })
+        else {
             throw l.fail(.unsupportedAttribute, "strides, dilations and kernel_shape must be positive and pads non-negative")
         }
         guard kernel == Array(wShape[2...]) else {
@@ -213,8 +230,9 @@ struct ConvGeometry {
         guard c == icPerGroup * groups, c % groups == 0, oc % groups == 0 else {
             throw l.fail(.shapeMismatch, "input channels \(c) do not match weights \(wShape) with \(groups) groups")
         }
-        (padBegin, padEnd) = ConvolutionKernels.padding(node, input: spatial, kernel: kernel, strides: strides,
-                                                       dilations: dilations, transposed: transposed, outputPadding: outputPadding)
+        (padBegin, padEnd) = ConvolutionKernels.padding(
+            node, input: spatial, kernel: kernel, strides: strides,
+            dilations: dilations, transposed: transposed, outputPadding: outputPadding)
         outSpatial = []
         for i in 0..<sp {
             let k = (kernel[i] - 1) * dilations[i] + 1

@@ -34,8 +34,10 @@ extension Lowering {
     /// Lowers a fused node. When its residual `Z` cannot be summed by oneDNN (its shape differs
     /// from the result: broadcasting), the chain is split: the op with the post-ops before the
     /// sum, a binary Add, then the remaining eltwise functions.
-    func lowerFused(_ node: Node, chain: PostOpChain,
-                    _ body: (PostOpChain, String) throws -> Void) throws {
+    func lowerFused(
+        _ node: Node, chain: PostOpChain,
+        _ body: (PostOpChain, String) throws -> Void
+    ) throws {
         do {
             try body(chain, node.outputs[0])
             return
@@ -74,8 +76,10 @@ extension Lowering {
 
     /// The destination of a primitive with a sum post-op: the residual's own buffer when the
     /// chain allows it in place and the layouts agree, else a copy of the residual.
-    func sumDestination(residual r: Int, chain: PostOpChain, name: String, shape: [Int],
-                        _ descriptor: MemoryDescriptor) throws(GraphError) -> Int {
+    func sumDestination(
+        residual r: Int, chain: PostOpChain, name: String, shape: [Int],
+        _ descriptor: MemoryDescriptor
+    ) throws(GraphError) -> Int {
         let owned = canSumInPlace(into: r, chain)
         if owned && slots[r].descriptor == descriptor {
             return alias(of: r, name: name, shape: shape, descriptor)

@@ -18,8 +18,10 @@ enum Int8Kernels {
 
     /// oneDNN attributes for an INT8 primitive: per-channel output scales, zero points, and
     /// the post-op chain with the residual's scale and the destination's scale folded in.
-    static func attributes(realScales: [Float], mask: Int32, x: QuantParams, y: QuantParams?,
-                           z: QuantParams?, chain: PostOpChain) throws(DNNLError) -> PrimitiveAttributes {
+    static func attributes(
+        realScales: [Float], mask: Int32, x: QuantParams, y: QuantParams?,
+        z: QuantParams?, chain: PostOpChain
+    ) throws(DNNLError) -> PrimitiveAttributes {
         let attr = try PrimitiveAttributes()
         let toDst: Float = y.map { 1 / $0.scale } ?? 1
         let lastIsEltwise: Bool = { if case .eltwise? = chain.ops.last { true } else { false } }()
@@ -59,13 +61,18 @@ enum Int8Kernels {
 
     /// A persistent slot of s8 weights reordered into `descriptor` (which carries oneDNN's
     /// compensation for s8 sources).
-    static func weightsSlot(_ l: Lowering, _ name: String, _ values: [Int8], plainDims: [Int],
-                            into descriptor: MemoryDescriptor) -> Int {
-        l.addSlot(Slot(name: name, shape: plainDims, descriptor: descriptor, persistent: true, fill: { m, stream in
-            let src = try Memory(MemoryDescriptor(dims: plainDims, dataType: .s8), engine: m.engine)
-            src.write(values)
-            try src.reorder(into: m, stream: stream)
-        }))
+    static func weightsSlot(
+        _ l: Lowering, _ name: String, _ values: [Int8], plainDims: [Int],
+        into descriptor: MemoryDescriptor
+    ) -> Int {
+        l.addSlot(
+            Slot(
+                name: name, shape: plainDims, descriptor: descriptor, persistent: true,
+                fill: { m, stream in
+                    let src = try Memory(MemoryDescriptor(dims: plainDims, dataType: .s8), engine: m.engine)
+                    src.write(values)
+                    try src.reorder(into: m, stream: stream)
+                }))
     }
 
     /// s8 weights and their scales per output channel, re-quantized to the CPU's `Int8Rule`
@@ -91,8 +98,10 @@ enum Int8Kernels {
 
     /// The destination of an INT8 primitive: with a sum, the residual's buffer seen with the
     /// destination's element type (s8 residual under a u8 result), in place when allowed.
-    static func destination(_ l: Lowering, z: String?, zq: QuantParams?, chain: PostOpChain, name: String,
-                            shape: [Int], _ md: MemoryDescriptor) throws(GraphError) -> Int {
+    static func destination(
+        _ l: Lowering, z: String?, zq: QuantParams?, chain: PostOpChain, name: String,
+        shape: [Int], _ md: MemoryDescriptor
+    ) throws(GraphError) -> Int {
         guard let z, let zq else { return l.newSlot(name, shape: shape, md) }
         var r = try l.slot(z)
         if l.slots[r].shape != shape {
@@ -204,7 +213,8 @@ enum Int8Kernels {
         let aView = l.alias(of: aSlot, name: node.inputs[0] + ".2d", shape: [rows, k], pd.src)
         var args: [(ExecArg, Int)] = [(.src, aView), (.weights, weightsSlot(l, node.inputs[1], bq, plainDims: [k, n], into: pd.weights))]
         if let bias { args.append((.bias, try l.constantSlot(node.name + ".bias_acc", Tensor(shape: [1, n], scalars: bias)))) }
-        let dst2 = try destination(l, z: chain.hasSum ? node.input(3) : nil, zq: zq, chain: chain, name: node.outputs[0] + ".2d", shape: [rows, n], pd.dst)
+        let dst2 = try destination(
+            l, z: chain.hasSum ? node.input(3) : nil, zq: zq, chain: chain, name: node.outputs[0] + ".2d", shape: [rows, n], pd.dst)
         args.append((.dst, dst2))
         try l.emit(pd, args, label: "\(l.where_()) int8 matmul")
         l.note("\(pd.implementation) \(a.type)->\(yq?.type.rawValue ?? "f32")\(chain.summary)", .int8)

@@ -46,8 +46,12 @@ enum KernelRegistry {
     static func lower(_ node: Node, _ l: Lowering, opset: Int) throws(GraphError) {
         let needed = minimumInputs[node.opType] ?? 1
         guard node.inputs.count >= needed, node.inputs.prefix(needed).allSatisfy({ !$0.isEmpty || node.opType == "Conv" }),
-              !node.inputs.isEmpty, !node.inputs[0].isEmpty, node.outputs.contains(where: { !$0.isEmpty }) else {
-            throw GraphError(.invalidModel, "node \(node.label): \(node.opType) needs at least \(needed) input(s) and an output; it has \(node.inputs.count) input(s), \(node.outputs.count) output(s)")
+            !node.inputs.isEmpty, !node.inputs[0].isEmpty, node.outputs.contains(where: { !$0.isEmpty })
+        else {
+            throw GraphError(
+                .invalidModel,
+                "node \(node.label): \(node.opType) needs at least \(needed) input(s) and an output; it has \(node.inputs.count) input(s), \(node.outputs.count) output(s)"
+            )
         }
         if node.opType == "Shape" {  // the shape of a run-time value is known at plan time
             l.define(node.outputs[0], .constant(ConstantEvaluation.shapeTensor(node, try l.shape(node.inputs[0]))))
@@ -65,7 +69,10 @@ enum KernelRegistry {
             }
         }
         guard let lowerFn = lowerings[node.opType] else {
-            throw GraphError(.unsupportedOperator, "node \(node.label): \(node.opType) (opset \(opset)) runs only on constant inputs here, and input '\(present.first { !l.isConstant($0) } ?? "?")' is computed at run time")
+            throw GraphError(
+                .unsupportedOperator,
+                "node \(node.label): \(node.opType) (opset \(opset)) runs only on constant inputs here, and input '\(present.first { !l.isConstant($0) } ?? "?")' is computed at run time"
+            )
         }
         do { try lowerFn(node, l) } catch let e as GraphError { throw e } catch {
             throw GraphError(.runtime, "node \(node.label): \(error)")
@@ -92,16 +99,20 @@ extension Lowering {
     }
 
     /// A persistent slot of `descriptor` filled by reordering a plain f32 constant into it.
-    func weightsSlot(_ name: String, _ values: [Float], plainDims: [Int],
-                     into descriptor: MemoryDescriptor, attributes: PrimitiveAttributes? = nil) throws(GraphError) -> Int {
+    func weightsSlot(
+        _ name: String, _ values: [Float], plainDims: [Int],
+        into descriptor: MemoryDescriptor, attributes: PrimitiveAttributes? = nil
+    ) throws(GraphError) -> Int {
         guard values.count == plainDims.reduce(1, *) else {
             throw fail(.shapeMismatch, "'\(name)' has \(values.count) values, \(plainDims) needs \(plainDims.reduce(1, *))")
         }
-        return addSlot(Slot(name: name, shape: plainDims, descriptor: descriptor, persistent: true,
-                     fill: { m, stream in
-            let src = try Memory(MemoryDescriptor(dims: plainDims, dataType: .f32), engine: m.engine)
-            src.write(values)
-            try src.reorder(into: m, attributes: attributes, stream: stream)
-        }))
+        return addSlot(
+            Slot(
+                name: name, shape: plainDims, descriptor: descriptor, persistent: true,
+                fill: { m, stream in
+                    let src = try Memory(MemoryDescriptor(dims: plainDims, dataType: .f32), engine: m.engine)
+                    src.write(values)
+                    try src.reorder(into: m, attributes: attributes, stream: stream)
+                }))
     }
 }

@@ -128,8 +128,9 @@ enum LayoutKernels {
             try PrimitiveDescriptor.concat(srcs: parts.map { l.descriptor($0) }, axis: axis, engine: l.engine)
         }
         let dst = l.newSlot(node.outputs[0], shape: out, pd.dst)
-        try l.emit(pd, parts.enumerated().map { (.multipleSrc($0.offset), $0.element) } + [(.dst, dst)],
-                   label: "\(l.where_()) concat")
+        try l.emit(
+            pd, parts.enumerated().map { (.multipleSrc($0.offset), $0.element) } + [(.dst, dst)],
+            label: "\(l.where_()) concat")
         l.note("\(pd.implementation) concat (\(pd.dst.dataType))", Precision(pd.dst.dataType))
         l.define(node.outputs[0], .slot(dst))
     }
@@ -164,8 +165,9 @@ enum LayoutKernels {
                 }
             }
         }
-        let dst = try l.emitIndexCopy("pad \(mode)", from: s, to: node.outputs[0], shape: out,
-                                      index: Broadcast.indices(of: shape, in: out, maps: maps), fill: value)
+        let dst = try l.emitIndexCopy(
+            "pad \(mode)", from: s, to: node.outputs[0], shape: out,
+            index: Broadcast.indices(of: shape, in: out, maps: maps), fill: value)
         l.note("Swift kernel (pad \(mode))", .swift)
         l.define(node.outputs[0], .slot(dst))
     }
@@ -195,8 +197,10 @@ extension Lowering {
     /// A new plain slot of `shape` (the source's element type) where element i copies source
     /// element `index[i]` (a plain slot), or `fill` where the index is -1: the Swift kernel of
     /// Pad, nearest Resize, Tile, Expand and Gather, whose index maps are computed at plan time.
-    func emitIndexCopy(_ what: String, from src: Int, to name: String, shape: [Int], index: [Int],
-                       fill: Float = 0) throws(GraphError) -> Int {
+    func emitIndexCopy(
+        _ what: String, from src: Int, to name: String, shape: [Int], index: [Int],
+        fill: Float = 0
+    ) throws(GraphError) -> Int {
         let dataType = descriptor(src).dataType
         let dst = newSlot(name, shape: shape, try descriptor(dims: shape, dataType))
         let wide = dataType.size == 4

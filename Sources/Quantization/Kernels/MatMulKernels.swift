@@ -41,9 +41,10 @@ enum MatMulKernels {
             throw l.fail(.shapeMismatch, "MatMul of \(aShape) and \(bShape)")
         }
         let fused = node.opType == "FusedMatMul"
-        var ops = Operands(a: node.inputs[0], aShape: aShape, constantB: nil, b: node.inputs[1], bShape: bShape,
-                           bias: fused ? l.constant(node.input(2)) : nil, z: chain.hasSum ? node.input(3) : nil,
-                           chain: chain)
+        var ops = Operands(
+            a: node.inputs[0], aShape: aShape, constantB: nil, b: node.inputs[1], bShape: bShape,
+            bias: fused ? l.constant(node.input(2)) : nil, z: chain.hasSum ? node.input(3) : nil,
+            chain: chain)
         if let bt = l.constant(node.inputs[1]), bShape.count == 2 { ops.constantB = bt.floatValues() }
         var outShape = try emit(ops, output: output, l)
         if squeezeA { outShape.remove(at: outShape.count - 2) }
@@ -59,8 +60,9 @@ enum MatMulKernels {
         }
         var a = node.inputs[0]
         if node.int("transA") == 1 {
-            let t = Node(name: node.name + ".transA", opType: "Transpose", inputs: [a], outputs: [a + ".T"],
-                         attributes: ["perm": .ints([1, 0])])
+            let t = Node(
+                name: node.name + ".transA", opType: "Transpose", inputs: [a], outputs: [a + ".T"],
+                attributes: ["perm": .ints([1, 0])])
             try LayoutKernels.transpose(t, l)
             a = a + ".T"
             aShape = [aShape[1], aShape[0]]
@@ -78,8 +80,9 @@ enum MatMulKernels {
         } else if node.input(2) != nil {
             throw l.fail(.unsupportedAttribute, "Gemm needs a constant C")
         }
-        let ops = Operands(a: a, aShape: aShape, constantB: b, b: node.inputs[1], bShape: [k, n], bias: bias,
-                           z: chain.hasSum ? node.input(3) : nil, chain: chain)
+        let ops = Operands(
+            a: a, aShape: aShape, constantB: b, b: node.inputs[1], bShape: [k, n], bias: bias,
+            z: chain.hasSum ? node.input(3) : nil, chain: chain)
         let out = try emit(ops, output: output, l)
         try l.reshapeOutput(output, to: out)
     }

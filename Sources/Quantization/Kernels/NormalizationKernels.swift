@@ -30,7 +30,8 @@ enum NormalizationKernels {
     /// A plain f32 slot `src` of `shape` and a new output slot of the same shape, both also
     /// seen with `dims` (same elements, e.g. `[outer, inner]`) for a primitive on that view.
     static func views(_ node: Node, _ l: Lowering, src: Int, shape: [Int], dims: [Int]) throws(GraphError)
-        -> (descriptor: MemoryDescriptor, src: Int, dst: Int, dstView: Int) {
+        -> (descriptor: MemoryDescriptor, src: Int, dst: Int, dstView: Int)
+    {
         let md = try l.descriptor(dims: dims, .f32)
         let v = l.alias(of: src, name: node.inputs[0] + ".view", shape: dims, md)
         let dst = l.newSlot(node.outputs[0], shape: shape, try l.descriptor(dims: shape, .f32))
@@ -46,12 +47,15 @@ enum NormalizationKernels {
         let s = try l.slot(node.inputs[0])
         let shape = l.slots[s].shape
         guard shape.count >= 2, params.allSatisfy({ $0.count == shape[1] }) else {
-            throw l.fail(.shapeMismatch, "scale, bias, mean and variance need \(shape.count >= 2 ? shape[1] : 0) values each (input \(shape)), got \(params.map(\.count))")
+            throw l.fail(
+                .shapeMismatch,
+                "scale, bias, mean and variance need \(shape.count >= 2 ? shape[1] : 0) values each (input \(shape)), got \(params.map(\.count))")
         }
         let eps = node.float("epsilon") ?? 1e-5
         let pd = try l.wrap { () throws(DNNLError) in
-            try PrimitiveDescriptor.batchNormalization(data: l.descriptor(s), epsilon: eps, useScale: true,
-                                                       useShift: true, engine: l.engine)
+            try PrimitiveDescriptor.batchNormalization(
+                data: l.descriptor(s), epsilon: eps, useScale: true,
+                useShift: true, engine: l.engine)
         }
         let dst = l.newSlot(node.outputs[0], shape: shape, l.descriptor(s))
         let names = ["scale", "shift", "mean", "variance"]
@@ -75,8 +79,9 @@ enum NormalizationKernels {
         }
         let (md, v, dst, dstView) = try views(node, l, src: s, shape: shape, dims: [outer, inner])
         let pd = try l.wrap { () throws(DNNLError) in
-            try PrimitiveDescriptor.layerNormalization(data: md, epsilon: node.float("epsilon") ?? 1e-5,
-                                                       useScale: scale != nil, useShift: bias != nil, engine: l.engine)
+            try PrimitiveDescriptor.layerNormalization(
+                data: md, epsilon: node.float("epsilon") ?? 1e-5,
+                useScale: scale != nil, useShift: bias != nil, engine: l.engine)
         }
         var args: [(ExecArg, Int)] = [(.src, v), (.dst, dstView)]
         // Scale and bias cover the normalized dims; a single value is broadcast.

@@ -20,17 +20,24 @@ enum PoolingKernels {
         let declaredPads = node.ints("pads") ?? [Int](repeating: 0, count: 2 * sp)
         let declaredStrides = node.ints("strides") ?? [Int](repeating: 1, count: sp)
         let declaredDilations = node.ints("dilations") ?? [Int](repeating: 1, count: sp)
-        guard global || (declaredPads.count == 2 * sp && declaredStrides.count == sp && declaredDilations.count == sp
-                         && kernel.allSatisfy { $0 > 0 } && declaredStrides.allSatisfy { $0 > 0 }
-                         && declaredDilations.allSatisfy { $0 > 0 } && declaredPads.allSatisfy { $0 >= 0 }) else {
-            throw l.fail(.unsupportedAttribute, "kernel_shape, strides, dilations (positive, \(sp) each) and pads (non-negative, \(2 * sp)) do not fit")
+        guard
+            global
+                || (declaredPads.count == 2 * sp && declaredStrides.count == sp && declaredDilations.count == sp
+                    && kernel.allSatisfy { $0 > 0 } && declaredStrides.allSatisfy { $0 > 0 }
+                    && declaredDilations.allSatisfy { $0 > 0 } && declaredPads.allSatisfy { $0 >= 0 })
+        else {
+            throw l.fail(
+                .unsupportedAttribute, "kernel_shape, strides, dilations (positive, \(sp) each) and pads (non-negative, \(2 * sp)) do not fit")
         }
         let strides = global ? [Int](repeating: 1, count: sp) : (node.ints("strides") ?? [Int](repeating: 1, count: sp))
         let dilations = node.ints("dilations") ?? [Int](repeating: 1, count: sp)
-        var (padB, padE) = global ? ([Int](repeating: 0, count: sp), [Int](repeating: 0, count: sp))
-            : ConvolutionKernels.padding(node, input: spatial, kernel: kernel, strides: strides,
-                                         dilations: dilations, transposed: false,
-                                         outputPadding: [Int](repeating: 0, count: sp))
+        var (padB, padE) =
+            global
+            ? ([Int](repeating: 0, count: sp), [Int](repeating: 0, count: sp))
+            : ConvolutionKernels.padding(
+                node, input: spatial, kernel: kernel, strides: strides,
+                dilations: dilations, transposed: false,
+                outputPadding: [Int](repeating: 0, count: sp))
         let ceil = node.int("ceil_mode") == 1
         let declaredEnd = padE
         var out: [Int] = []
@@ -43,14 +50,17 @@ enum PoolingKernels {
             padE[i] = max(padE[i], (o - 1) * strides[i] + k - spatial[i] - padB[i])
             out.append(o)
         }
-        let alg: PoolingAlgorithm = node.opType.contains("Max") ? .max
+        let alg: PoolingAlgorithm =
+            node.opType.contains("Max")
+            ? .max
             : (node.int("count_include_pad") == 1 ? .averageIncludePadding : .averageExcludePadding)
         let outShape = Array(xShape[..<2]) + out
         if alg == .averageIncludePadding && padE != declaredEnd {
             // ceil_mode windows past the declared padding: ONNX divides by the window's part
             // inside input + declared padding, oneDNN by the whole window. A Swift kernel.
-            try averageIncludingDeclaredPadding(node, l, xShape: xShape, outShape: outShape, kernel: kernel,
-                                                strides: strides, dilations: dilations, padB: padB, padE: declaredEnd)
+            try averageIncludingDeclaredPadding(
+                node, l, xShape: xShape, outShape: outShape, kernel: kernel,
+                strides: strides, dilations: dilations, padB: padB, padE: declaredEnd)
             return
         }
         let src = try l.slot(node.inputs[0])
@@ -67,8 +77,10 @@ enum PoolingKernels {
         l.define(node.outputs[0], .slot(dst))
     }
 
-    static func averageIncludingDeclaredPadding(_ node: Node, _ l: Lowering, xShape: [Int], outShape: [Int], kernel: [Int],
-                                                strides: [Int], dilations: [Int], padB: [Int], padE: [Int]) throws(GraphError) {
+    static func averageIncludingDeclaredPadding(
+        _ node: Node, _ l: Lowering, xShape: [Int], outShape: [Int], kernel: [Int],
+        strides: [Int], dilations: [Int], padB: [Int], padE: [Int]
+    ) throws(GraphError) {
         let src = try l.plain(try l.slot(node.inputs[0]))
         let dst = l.newSlot(node.outputs[0], shape: outShape, try l.descriptor(dims: outShape, .f32))
         let sp = kernel.count, spatial = Array(xShape[2...]), outSpatial = Array(outShape[2...])

@@ -29,7 +29,9 @@ enum QuantizeKernels {
     }
 
     /// Per-tensor or per-axis parameters of a Q/DQ node (constants).
-    static func parameters(_ node: Node, _ constant: (String?) -> Tensor?) throws(GraphError) -> (scales: [Float], zeroPoints: [Int], type: ElementType, axis: Int?) {
+    static func parameters(_ node: Node, _ constant: (String?) -> Tensor?) throws(GraphError) -> (
+        scales: [Float], zeroPoints: [Int], type: ElementType, axis: Int?
+    ) {
         guard let s = constant(node.input(1)) else {
             throw GraphError(.unsupportedAttribute, "node \(node.label): the scale must be constant")
         }
@@ -85,8 +87,9 @@ enum QuantizeKernels {
     static func quantize(_ src: Int, _ q: QuantParams, name: String, _ l: Lowering) throws(GraphError) -> Int {
         let shape = l.slots[src].shape
         let md = try l.wrap { () throws(DNNLError) in
-            try MemoryDescriptor(dims: shape.isEmpty ? [1] : shape, dataType: q.dataType,
-                                 tag: FormatTag.channelsLast(rank: shape.count) ?? FormatTag.plain(rank: max(shape.count, 1)))
+            try MemoryDescriptor(
+                dims: shape.isEmpty ? [1] : shape, dataType: q.dataType,
+                tag: FormatTag.channelsLast(rank: shape.count) ?? FormatTag.plain(rank: max(shape.count, 1)))
         }
         let dst = l.newSlot(name, shape: shape, md)
         let attr = try l.wrap { () throws(DNNLError) in try q.quantizeAttributes() }

@@ -51,9 +51,15 @@ enum RecurrentKernels {
         let wv = w.floatValues(), rv = rw.floatValues()
         func ldigo(_ src: [Float], inputs: Int) -> [Float] {
             var out = [Float](repeating: 0, count: d * inputs * gates * h)
-            for dd in 0..<d { for ii in 0..<inputs { for g in 0..<gates { for hh in 0..<h {
-                out[((dd * inputs + ii) * gates + g) * h + hh] = src[(dd * gates * h + onnxGate[g] * h + hh) * inputs + ii]
-            }}}}
+            for dd in 0..<d {
+                for ii in 0..<inputs {
+                    for g in 0..<gates {
+                        for hh in 0..<h {
+                            out[((dd * inputs + ii) * gates + g) * h + hh] = src[(dd * gates * h + onnxGate[g] * h + hh) * inputs + ii]
+                        }
+                    }
+                }
+            }
             return out
         }
         let biasGates = lbr ? 4 : gates
@@ -63,22 +69,27 @@ enum RecurrentKernels {
                 throw l.fail(.unsupportedAttribute, "B must be a constant [\(d), \(2 * gates * h)]")
             }
             let bv = bt.floatValues()
-            for dd in 0..<d { for g in 0..<gates { for hh in 0..<h {
-                let wb = bv[dd * 2 * gates * h + onnxGate[g] * h + hh]
-                let rb = bv[dd * 2 * gates * h + gates * h + onnxGate[g] * h + hh]
-                if lbr && g == 2 {
-                    bias[(dd * biasGates + 2) * h + hh] = wb
-                    bias[(dd * biasGates + 3) * h + hh] = rb
-                } else {
-                    bias[(dd * biasGates + g) * h + hh] = wb + rb
+            for dd in 0..<d {
+                for g in 0..<gates {
+                    for hh in 0..<h {
+                        let wb = bv[dd * 2 * gates * h + onnxGate[g] * h + hh]
+                        let rb = bv[dd * 2 * gates * h + gates * h + onnxGate[g] * h + hh]
+                        if lbr && g == 2 {
+                            bias[(dd * biasGates + 2) * h + hh] = wb
+                            bias[(dd * biasGates + 3) * h + hh] = rb
+                        } else {
+                            bias[(dd * biasGates + g) * h + hh] = wb + rb
+                        }
+                    }
                 }
-            }}}
+            }
         }
-        let direction: RNNDirection = switch dir {
-        case "reverse": .rightToLeft
-        case "bidirectional": .bidirectionalConcat
-        default: .leftToRight
-        }
+        let direction: RNNDirection =
+            switch dir {
+            case "reverse": .rightToLeft
+            case "bidirectional": .bidirectionalConcat
+            default: .leftToRight
+            }
         let stateDims = [1, d, n, h]
         let cell: RNNCell = lstm ? .lstm : (lbr ? .linearBeforeResetGRU : .gru)
         let pd = try l.wrap { () throws(DNNLError) in

@@ -41,8 +41,10 @@ enum ResizeKernels {
         // oneDNN rounds half-pixel coordinates half away from zero: at integer scales that
         // equals ONNX round_prefer_floor/ceil (no exact halves occur), not floor or ceil.
         let halfPixel = ctm == "half_pixel" || ctm == "pytorch_half_pixel"
-        let dnnlMatches = integer && ((ctm == "asymmetric" && nearestMode == "floor")
-                                      || (halfPixel && nearestMode.hasPrefix("round_prefer")))
+        let dnnlMatches =
+            integer
+            && ((ctm == "asymmetric" && nearestMode == "floor")
+                || (halfPixel && nearestMode.hasPrefix("round_prefer")))
         if dnnlMatches {
             let pd = try l.wrap { () throws(DNNLError) in
                 try PrimitiveDescriptor.resampling(
@@ -58,23 +60,26 @@ enum ResizeKernels {
         // ONNX: x_original = f(x_resized); then nearest rounding.
         func source(_ o: Int, _ d: Int) -> Int {
             let scale = Double(scales[d]), inLen = Double(shape[d]), outLen = Double(out[d])
-            let x: Double = switch ctm {
-            case "asymmetric": Double(o) / scale
-            case "align_corners": outLen == 1 ? 0 : Double(o) * (inLen - 1) / (outLen - 1)
-            case "pytorch_half_pixel": outLen > 1 ? (Double(o) + 0.5) / scale - 0.5 : 0
-            default: (Double(o) + 0.5) / scale - 0.5  // half_pixel, tf_half_pixel_for_nn
-            }
-            let r: Double = switch nearestMode {
-            case "floor": x.rounded(.down)
-            case "ceil": x.rounded(.up)
-            case "round_prefer_ceil": (x + 0.5).rounded(.down)
-            default: x == x.rounded(.down) + 0.5 ? x.rounded(.down) : x.rounded()  // round_prefer_floor
-            }
+            let x: Double =
+                switch ctm {
+                case "asymmetric": Double(o) / scale
+                case "align_corners": outLen == 1 ? 0 : Double(o) * (inLen - 1) / (outLen - 1)
+                case "pytorch_half_pixel": outLen > 1 ? (Double(o) + 0.5) / scale - 0.5 : 0
+                default: (Double(o) + 0.5) / scale - 0.5  // half_pixel, tf_half_pixel_for_nn
+                }
+            let r: Double =
+                switch nearestMode {
+                case "floor": x.rounded(.down)
+                case "ceil": x.rounded(.up)
+                case "round_prefer_ceil": (x + 0.5).rounded(.down)
+                default: x == x.rounded(.down) + 0.5 ? x.rounded(.down) : x.rounded()  // round_prefer_floor
+                }
             return min(max(Int(r), 0), shape[d] - 1)
         }
         let maps = (0..<shape.count).map { d in (0..<out[d]).map { source($0, d) } }
-        let dst = try l.emitIndexCopy("resize", from: try l.plain(s), to: node.outputs[0], shape: out,
-                                      index: Broadcast.indices(of: shape, in: out, maps: maps))
+        let dst = try l.emitIndexCopy(
+            "resize", from: try l.plain(s), to: node.outputs[0], shape: out,
+            index: Broadcast.indices(of: shape, in: out, maps: maps))
         l.note("Swift kernel (nearest resize, \(ctm)/\(nearestMode))", .swift)
         l.define(node.outputs[0], .slot(dst))
     }

@@ -40,9 +40,11 @@ public final class Model: Sendable {
 
     /// Creates a model from a graph. `opsetImports` is completed with `"": opsetVersion`
     /// (which wins over an `""` or `"ai.onnx"` entry there).
-    public init(graph: Graph, opsetVersion: Int, opsetImports: [String: Int] = [:],
-                metadata: [String: String] = [:], producerName: String = "swift-dnnl-quantization",
-                producerVersion: String = "", irVersion: Int = 8, source: String = "<memory>") {
+    public init(
+        graph: Graph, opsetVersion: Int, opsetImports: [String: Int] = [:],
+        metadata: [String: String] = [:], producerName: String = "swift-dnnl-quantization",
+        producerVersion: String = "", irVersion: Int = 8, source: String = "<memory>"
+    ) {
         var imports = opsetImports
         imports["ai.onnx"] = nil
         imports[""] = opsetVersion
@@ -81,13 +83,16 @@ public final class Model: Sendable {
     ///   - source: Names the model in errors.
     ///   - baseDirectory: The folder external data locations are relative to; without it a
     ///     model with external data is an error.
-    public convenience init(serializedData: Data, source: String = "<memory>",
-                            baseDirectory: URL? = nil) throws(GraphError) {
+    public convenience init(
+        serializedData: Data, source: String = "<memory>",
+        baseDirectory: URL? = nil
+    ) throws(GraphError) {
         var importer = ONNXImporter(source: source, baseDirectory: baseDirectory)
         let m = try importer.importModel(serializedData)
-        self.init(graph: m.graph, opsetVersion: m.opsetVersion, opsetImports: m.opsetImports,
-                  metadata: m.metadata, producerName: m.producerName,
-                  producerVersion: m.producerVersion, irVersion: m.irVersion, source: source)
+        self.init(
+            graph: m.graph, opsetVersion: m.opsetVersion, opsetImports: m.opsetImports,
+            metadata: m.metadata, producerName: m.producerName,
+            producerVersion: m.producerVersion, irVersion: m.irVersion, source: source)
     }
 
     /// Encodes the model as an ONNX `ModelProto`: ``irVersion``, every opset of

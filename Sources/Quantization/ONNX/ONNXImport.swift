@@ -69,9 +69,10 @@ struct ONNXImporter {
         } catch {
             throw self.error(error.kind, error.message)
         }
-        return Imported(graph: graph, opsetVersion: opsetVersion, opsetImports: opsets,
-                        metadata: metadata, producerName: proto.producerName,
-                        producerVersion: proto.producerVersion, irVersion: Int(proto.irVersion))
+        return Imported(
+            graph: graph, opsetVersion: opsetVersion, opsetImports: opsets,
+            metadata: metadata, producerName: proto.producerName,
+            producerVersion: proto.producerVersion, irVersion: Int(proto.irVersion))
     }
 
     /// `"ai.onnx"` is another name of the default domain `""`.
@@ -118,7 +119,8 @@ struct ONNXImporter {
                     throw error(.invalidModel, "node \(node.label) must have exactly one output")
                 }
                 guard initializers[output] == nil else {
-                    throw error(.invalidModel, "node \(node.label) writes '\(output)', which is also an initializer or the output of another Constant")
+                    throw error(
+                        .invalidModel, "node \(node.label) writes '\(output)', which is also an initializer or the output of another Constant")
                 }
                 initializers[output] = try constantValue(node)
             } else {
@@ -134,8 +136,9 @@ struct ONNXImporter {
         var valueInfo: [String: ValueInfo] = [:]
         for info in proto.valueInfo { valueInfo[info.name] = self.valueInfo(info) }
 
-        return Graph(name: proto.name, nodes: nodes, inputs: inputs, outputs: outputs,
-                     initializers: initializers, valueInfo: valueInfo)
+        return Graph(
+            name: proto.name, nodes: nodes, inputs: inputs, outputs: outputs,
+            initializers: initializers, valueInfo: valueInfo)
     }
 
     /// The tensor a `Constant` node produces.
@@ -155,15 +158,19 @@ struct ONNXImporter {
         case ("value_ints", .ints(let v)):
             return Tensor(shape: [v.count], scalars: v.map { Int64($0) })
         default:
-            throw error(.unsupportedAttribute, "node \(node.label) has attribute '\(key)', which is not supported (supported: value, value_float, value_floats, value_int, value_ints)")
+            throw error(
+                .unsupportedAttribute,
+                "node \(node.label) has attribute '\(key)', which is not supported (supported: value, value_float, value_floats, value_int, value_ints)"
+            )
         }
     }
 
     // MARK: Nodes and attributes
 
     mutating func node(_ proto: Onnx_NodeProto, name: String) throws(GraphError) -> Node {
-        var node = Node(name: name, opType: proto.opType, domain: Self.normalizedDomain(proto.domain),
-                        inputs: proto.input, outputs: proto.output)
+        var node = Node(
+            name: name, opType: proto.opType, domain: Self.normalizedDomain(proto.domain),
+            inputs: proto.input, outputs: proto.output)
         for attribute in proto.attribute {
             node.attributes[attribute.name] = try self.attribute(attribute, of: node)
         }
@@ -174,15 +181,25 @@ struct ONNXImporter {
         var type = proto.type
         if type == .undefined {
             // IR version 1 did not require the type; infer it from the field that is set.
-            if proto.hasF { type = .float }
-            else if proto.hasI { type = .int }
-            else if proto.hasS { type = .string }
-            else if proto.hasT { type = .tensor }
-            else if proto.hasG { type = .graph }
-            else if !proto.floats.isEmpty { type = .floats }
-            else if !proto.ints.isEmpty { type = .ints }
-            else if !proto.strings.isEmpty { type = .strings }
-            else if !proto.graphs.isEmpty { type = .graphs }
+            if proto.hasF {
+                type = .float
+            } else if proto.hasI {
+                type = .int
+            } else if proto.hasS {
+                type = .string
+            } else if proto.hasT {
+                type = .tensor
+            } else if proto.hasG {
+                type = .graph
+            } else if !proto.floats.isEmpty {
+                type = .floats
+            } else if !proto.ints.isEmpty {
+                type = .ints
+            } else if !proto.strings.isEmpty {
+                type = .strings
+            } else if !proto.graphs.isEmpty {
+                type = .graphs
+            }
         }
         switch type {
         case .int: return .int(Int(proto.i))
@@ -194,7 +211,9 @@ struct ONNXImporter {
         case .tensor:
             return .tensor(try tensor(proto.t, label: "node \(node.label) attribute '\(proto.name)'"))
         case .graph, .graphs:
-            throw error(.unsupportedOperator, "node \(node.name) (\(node.opType)) has a subgraph; subgraphs (attribute '\(proto.name)', as in If, Loop and Scan) are not supported")
+            throw error(
+                .unsupportedOperator,
+                "node \(node.name) (\(node.opType)) has a subgraph; subgraphs (attribute '\(proto.name)', as in If, Loop and Scan) are not supported")
         default:
             throw error(.unsupportedAttribute, "node \(node.label) has attribute '\(proto.name)' of type \(type), which is not supported")
         }
@@ -248,11 +267,15 @@ struct ONNXImporter {
             shape.append(Int(d))
         }
         guard let dataType, let target = Self.storedElementType(dataType) else {
-            throw error(.invalidModel, "\(label) has data type \(typeName), which is not supported (supported: FLOAT, UINT8, INT8, INT32, INT64, DOUBLE, BOOL, INT16, UINT16, FLOAT16)")
+            throw error(
+                .invalidModel,
+                "\(label) has data type \(typeName), which is not supported (supported: FLOAT, UINT8, INT8, INT32, INT64, DOUBLE, BOOL, INT16, UINT16, FLOAT16)"
+            )
         }
         guard let sourceSize = Self.byteSize(dataType),
-              Tensor.byteCount(of: shape, elementType: target) != nil,
-              Tensor.byteCount(of: shape, elementType: .i64) != nil else {
+            Tensor.byteCount(of: shape, elementType: target) != nil,
+            Tensor.byteCount(of: shape, elementType: .i64) != nil
+        else {
             throw error(.invalidModel, "\(label) has an impossibly large shape \(shape)")
         }
         let count = shape.reduce(1, *)
@@ -359,8 +382,10 @@ struct ONNXImporter {
     }
 
     /// Converts little-endian `raw_data` of `type` into the stored element type's bytes.
-    static func convert(raw src: UnsafeRawBufferPointer, type: Onnx_TensorProto.DataType, count: Int,
-                        into dst: UnsafeMutableRawBufferPointer) {
+    static func convert(
+        raw src: UnsafeRawBufferPointer, type: Onnx_TensorProto.DataType, count: Int,
+        into dst: UnsafeMutableRawBufferPointer
+    ) {
         switch type {
         case .float, .uint8, .int8, .int32, .int64:
             if count > 0 { dst.copyMemory(from: src) }
@@ -405,7 +430,8 @@ struct ONNXImporter {
             throw error(.invalidModel, "\(label) stores its data in '\(location)', which is not a path inside the model's folder")
         }
         guard let baseDirectory else {
-            throw error(.invalidModel, "\(label) stores its data in external file '\(location)', but the model was read from memory without a base directory")
+            throw error(
+                .invalidModel, "\(label) stores its data in external file '\(location)', but the model was read from memory without a base directory")
         }
         func number(_ key: String) throws(GraphError) -> Int? {
             guard let text = entries[key] else { return nil }
@@ -426,7 +452,10 @@ struct ONNXImporter {
                 file = try Data(contentsOf: url, options: .mappedIfSafe)
             } catch {
                 let exists = FileManager.default.fileExists(atPath: url.path)
-                throw self.error(.invalidModel, "\(label) stores its data in external file '\(location)' (\(url.path)), which \(exists ? "cannot be read (\(error))" : "does not exist")")
+                throw self.error(
+                    .invalidModel,
+                    "\(label) stores its data in external file '\(location)' (\(url.path)), which \(exists ? "cannot be read (\(error))" : "does not exist")"
+                )
             }
             externalFiles[location] = file
         }
@@ -436,7 +465,7 @@ struct ONNXImporter {
             throw error(.invalidModel, "\(label) needs bytes \(range) of external file '\(location)', which has only \(file.count) bytes")
         }
         let start = file.startIndex + offset
-        return file.subdata(in: start ..< (length.map { start + $0 } ?? file.endIndex))
+        return file.subdata(in: start..<(length.map { start + $0 } ?? file.endIndex))
     }
 }
 

@@ -38,7 +38,8 @@ struct ActivationPatternFusion: GraphPass {
     private func matchHardSwishFromClip(_ i: Int, _ e: inout GraphEditor, _ r: inout PassReport) {
         let add = e.nodes[i]
         guard let (x, c, _) = e.constantOperand(add), c.count == 1, c.floatValues()[0] == 3,
-              let ci = e.soleConsumer(add.outputs[0]), e.nodes[ci].opType == "Clip" else { return }
+            let ci = e.soleConsumer(add.outputs[0]), e.nodes[ci].opType == "Clip"
+        else { return }
         let clip = e.nodes[ci]
         let lo = clip.float("min") ?? e.scalar(clip.input(1)), hi = clip.float("max") ?? e.scalar(clip.input(2))
         guard lo == 0, hi == 6, let mi = mulOf(x, clip.outputs[0], e) else { return }
@@ -66,8 +67,11 @@ struct ActivationPatternFusion: GraphPass {
         let sig = e.nodes[i]
         guard let mi = mulOf(sig.inputs[0], sig.outputs[0], e) else { return }
         let mul = e.nodes[mi]
-        e.replace(mi, with: Node(name: mul.name, opType: "Swish", domain: FusedOps.domain, inputs: [sig.inputs[0]],
-                                 outputs: mul.outputs, attributes: ["alpha": .float(1)]))
+        e.replace(
+            mi,
+            with: Node(
+                name: mul.name, opType: "Swish", domain: FusedOps.domain, inputs: [sig.inputs[0]],
+                outputs: mul.outputs, attributes: ["alpha": .float(1)]))
         e.remove(i)
         r.applied.append("Swish from \(sig.label), \(mul.label)")
     }

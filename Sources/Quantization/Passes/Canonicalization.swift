@@ -41,7 +41,8 @@ struct Canonicalization: GraphPass {
             if !graphOutputs.contains(y) {
                 rename[y] = x
             } else if !graphOutputs.contains(x), !graphInputs.contains(x), graph.initializers[x] == nil,
-                      produced.contains(x) {
+                produced.contains(x)
+            {
                 rename[x] = y
             } else {
                 report.skipped.append("\(n.label): \(why), kept (it copies graph input or output '\(x)' to output '\(y)')")
@@ -61,10 +62,13 @@ struct Canonicalization: GraphPass {
     }
 
     /// Why node `n` does nothing at inference, or nil when it does something.
-    private func noOpReason(_ n: Node, _ g: Graph, _ declared: [String: ElementType],
-                            _ consumers: [String: [Int]]) -> String? {
+    private func noOpReason(
+        _ n: Node, _ g: Graph, _ declared: [String: ElementType],
+        _ consumers: [String: [Int]]
+    ) -> String? {
         guard n.domain.isEmpty || n.domain == "ai.onnx", n.outputs.count >= 1, !n.outputs[0].isEmpty,
-              let x = n.input(0) else { return nil }
+            let x = n.input(0)
+        else { return nil }
         let onlyFirstOutputUsed = n.outputs.dropFirst().allSatisfy { $0.isEmpty || consumers[$0] == nil }
         switch n.opType {
         case "Identity" where n.outputs.count == 1:
@@ -75,14 +79,16 @@ struct Canonicalization: GraphPass {
             }
             return "inference-mode Dropout"
         case "Cast" where n.outputs.count == 1:
-            guard let to = n.int("to").flatMap(Onnx_TensorProto.DataType.init(rawValue:)).flatMap(ONNXImporter.nativeElementType), declared[x] == to else { return nil }
+            guard let to = n.int("to").flatMap(Onnx_TensorProto.DataType.init(rawValue:)).flatMap(ONNXImporter.nativeElementType), declared[x] == to
+            else { return nil }
             return "Cast to \(to), which '\(x)' already is"
         case "Transpose" where n.outputs.count == 1:
             guard let perm = n.ints("perm"), perm == Array(perm.indices) else { return nil }
             return "identity Transpose"
         case "Reshape" where n.outputs.count == 1:
             guard let target = n.input(1).flatMap({ g.initializers[$0] })?.intValues(), !target.contains(where: { $0 <= 0 }),
-                  let shape = declaredShape(x, g), shape == target else { return nil }
+                let shape = declaredShape(x, g), shape == target
+            else { return nil }
             return "Reshape to the shape \(target) '\(x)' already has"
         default:
             return nil
@@ -92,7 +98,8 @@ struct Canonicalization: GraphPass {
     /// `Clip(x, 0)` with no upper bound (attributes before opset 11, inputs after).
     private func isReluClip(_ n: Node, _ g: Graph) -> Bool {
         guard n.outputs.count == 1, n.input(0) != nil else { return false }
-        let lo: Float? = n.input(1).map { name in g.initializers[name].flatMap { $0.count == 1 ? $0.floatValues()[0] : nil } ?? .nan }
+        let lo: Float? =
+            n.input(1).map { name in g.initializers[name].flatMap { $0.count == 1 ? $0.floatValues()[0] : nil } ?? .nan }
             ?? n.float("min")
         let hiGiven = n.input(2) != nil || n.attributes["max"] != nil
         return lo == 0 && !hiGiven

@@ -16,11 +16,12 @@ struct ConstantFolding: GraphPass {
             if n.opType == "QuantizeLinear" || n.opType == "DequantizeLinear" { kept.append(n); continue }
             let present = n.inputs.filter { !$0.isEmpty }
             guard !present.isEmpty, present.allSatisfy({ graph.initializers[$0] != nil }),
-                  !n.outputs.contains(where: outputs.contains),
-                  let evaluate = ConstantEvaluation.evaluators[n.opType],
-                  let results = try? evaluate(n, n.inputs.map { $0.isEmpty ? nil : graph.initializers[$0] }, opset),
-                  results.count >= n.outputs.filter({ !$0.isEmpty }).count,
-                  results.allSatisfy({ $0.count <= 1 << 24 }) else {
+                !n.outputs.contains(where: outputs.contains),
+                let evaluate = ConstantEvaluation.evaluators[n.opType],
+                let results = try? evaluate(n, n.inputs.map { $0.isEmpty ? nil : graph.initializers[$0] }, opset),
+                results.count >= n.outputs.filter({ !$0.isEmpty }).count,
+                results.allSatisfy({ $0.count <= 1 << 24 })
+            else {
                 kept.append(n)
                 continue
             }

@@ -27,8 +27,9 @@ struct ConvScaleShiftFolding: GraphPass {
         switch n.opType {
         case "BatchNormalization":
             guard n.inputs[0] == value, n.outputs.count == 1 || n.outputs.dropFirst().allSatisfy(\.isEmpty),
-                  let g = e.constant(n.input(1)), let b = e.constant(n.input(2)), let m = e.constant(n.input(3)),
-                  let v = e.constant(n.input(4)), g.count == oc, b.count == oc, m.count == oc, v.count == oc else { return nil }
+                let g = e.constant(n.input(1)), let b = e.constant(n.input(2)), let m = e.constant(n.input(3)),
+                let v = e.constant(n.input(4)), g.count == oc, b.count == oc, m.count == oc, v.count == oc
+            else { return nil }
             let eps = n.float("epsilon") ?? 1e-5
             let gv = g.floatValues(), bv = b.floatValues(), mv = m.floatValues(), vv = v.floatValues()
             let s = (0..<oc).map { gv[$0] / (vv[$0] + eps).squareRoot() }
@@ -56,8 +57,11 @@ struct ConvScaleShiftFolding: GraphPass {
         // Output channel of each weight: Conv [OC, IC/g, k...]; ConvTranspose [IC, OC/g, k...].
         let oc = transposed ? w.shape[1] * groups : w.shape[0], rank = w.shape.count
         let kernelSize = w.shape[2...].reduce(1, *)
-        let channelOf: (Int) -> Int = transposed
-            ? { i in let ic = i / (w.shape[1] * kernelSize); return (ic / (w.shape[0] / groups)) * w.shape[1] + (i / kernelSize) % w.shape[1] }
+        let channelOf: (Int) -> Int =
+            transposed
+            ? { i in
+                let ic = i / (w.shape[1] * kernelSize); return (ic / (w.shape[0] / groups)) * w.shape[1] + (i / kernelSize) % w.shape[1]
+            }
             : { i in i / (w.count / w.shape[0]) }
         var wv = w.floatValues()
         // A bias computed at run time (or through a DequantizeLinear) cannot take the shift.

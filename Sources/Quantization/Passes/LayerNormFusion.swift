@@ -25,17 +25,18 @@ struct LayerNormFusion: GraphPass {
         guard lastAxis(mean, e) else { return }
         let x = mean.inputs[0]
         guard let si = e.soleConsumer(mean.outputs[0]), e.nodes[si].opType == "Sub",
-              e.nodes[si].inputs == [x, mean.outputs[0]] else { return }
+            e.nodes[si].inputs == [x, mean.outputs[0]]
+        else { return }
         let d = e.nodes[si].outputs[0]
         guard let uses = e.consumers[d], uses.count == 2, !e.graphOutputs.contains(d),
-              let pi = uses.first(where: { e.nodes[$0].opType == "Pow" }),
-              let di = uses.first(where: { e.nodes[$0].opType == "Div" }),
-              e.scalar(e.nodes[pi].input(1)) == 2,
-              let vi = e.soleConsumer(e.nodes[pi].outputs[0]), e.nodes[vi].opType == "ReduceMean", lastAxis(e.nodes[vi], e),
-              let ai = e.soleConsumer(e.nodes[vi].outputs[0]), e.nodes[ai].opType == "Add",
-              let (_, epsT, _) = e.constantOperand(e.nodes[ai]), epsT.count == 1,
-              let qi = e.soleConsumer(e.nodes[ai].outputs[0]), e.nodes[qi].opType == "Sqrt",
-              let dq = e.soleConsumer(e.nodes[qi].outputs[0]), dq == di, e.nodes[di].inputs == [d, e.nodes[qi].outputs[0]]
+            let pi = uses.first(where: { e.nodes[$0].opType == "Pow" }),
+            let di = uses.first(where: { e.nodes[$0].opType == "Div" }),
+            e.scalar(e.nodes[pi].input(1)) == 2,
+            let vi = e.soleConsumer(e.nodes[pi].outputs[0]), e.nodes[vi].opType == "ReduceMean", lastAxis(e.nodes[vi], e),
+            let ai = e.soleConsumer(e.nodes[vi].outputs[0]), e.nodes[ai].opType == "Add",
+            let (_, epsT, _) = e.constantOperand(e.nodes[ai]), epsT.count == 1,
+            let qi = e.soleConsumer(e.nodes[ai].outputs[0]), e.nodes[qi].opType == "Sqrt",
+            let dq = e.soleConsumer(e.nodes[qi].outputs[0]), dq == di, e.nodes[di].inputs == [d, e.nodes[qi].outputs[0]]
         else {
             r.skipped.append("\(mean.label): ReduceMean/Sub not followed by the variance and division of a layer norm")
             return
@@ -45,12 +46,14 @@ struct LayerNormFusion: GraphPass {
         var gamma = "", beta = ""
         // gamma and beta must be per element (a scalar Mul/Add stays a node of its own).
         if let mi = e.soleConsumer(out), e.nodes[mi].opType == "Mul", let (other, gt, _) = e.constantOperand(e.nodes[mi]),
-           other == out, gt.count > 1 {
+            other == out, gt.count > 1
+        {
             gamma = e.nodes[mi].inputs.first { $0 != out }!
             chain.append(mi)
             out = e.nodes[mi].outputs[0]
             if let bi = e.soleConsumer(out), e.nodes[bi].opType == "Add", let (other2, bt, _) = e.constantOperand(e.nodes[bi]),
-               other2 == out, bt.count > 1 {
+                other2 == out, bt.count > 1
+            {
                 beta = e.nodes[bi].inputs.first { $0 != out }!
                 chain.append(bi)
                 out = e.nodes[bi].outputs[0]
@@ -60,8 +63,11 @@ struct LayerNormFusion: GraphPass {
         var inputs = [x]
         if !gamma.isEmpty { inputs.append(gamma) }
         if !beta.isEmpty { inputs.append(beta) }
-        e.replace(last, with: Node(name: e.nodes[last].name, opType: "LayerNormalization", inputs: inputs, outputs: [out],
-                                   attributes: ["axis": .int(-1), "epsilon": .float(epsT.floatValues()[0])]))
+        e.replace(
+            last,
+            with: Node(
+                name: e.nodes[last].name, opType: "LayerNormalization", inputs: inputs, outputs: [out],
+                attributes: ["axis": .int(-1), "epsilon": .float(epsT.floatValues()[0])]))
         for k in chain.dropLast() { e.remove(k) }
         r.applied.append("LayerNormalization from \(chain.count) nodes starting at \(mean.label)")
     }

@@ -47,7 +47,8 @@ struct OpsetUpgrade: GraphPass {
                 } else {
                     // Old semantics: flatten at `axis`, normalize rows, restore the shape.
                     let flat = n.outputs[0] + ".flat2d", out2d = n.outputs[0] + ".2d", shape = n.outputs[0] + ".shape"
-                    nodes.append(Node(name: n.name + ".flatten", opType: "Flatten", inputs: [n.inputs[0]], outputs: [flat], attributes: ["axis": .int(a)]))
+                    nodes.append(
+                        Node(name: n.name + ".flatten", opType: "Flatten", inputs: [n.inputs[0]], outputs: [flat], attributes: ["axis": .int(a)]))
                     nodes.append(Node(name: n.name + ".shape", opType: "Shape", inputs: [n.inputs[0]], outputs: [shape]))
                     nodes.append(Node(name: n.name, opType: n.opType, inputs: [flat], outputs: [out2d], attributes: ["axis": .int(1)]))
                     n = Node(name: n.name + ".reshape", opType: "Reshape", inputs: [out2d, shape], outputs: n.outputs)

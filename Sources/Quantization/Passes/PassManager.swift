@@ -14,19 +14,23 @@ enum Pipelines {
     /// model it is also the QDQ-to-INT8 pipeline: `qdq-fusion` turns Q/DQ pairs around units
     /// into INT8 kernels before the FP32 fusions see what is left.
     static func engine(opset: Int) -> PassPipeline {
-        PassPipeline(name: "engine", passes: [
-            Canonicalization(), ConstantFolding(opset: opset), ActivationPatternFusion(), LayerNormFusion(),
-            QDQFusion(), ConvScaleShiftFolding(), PostOpFusion(),
-        ])
+        PassPipeline(
+            name: "engine",
+            passes: [
+                Canonicalization(), ConstantFolding(opset: opset), ActivationPatternFusion(), LayerNormFusion(),
+                QDQFusion(), ConvScaleShiftFolding(), PostOpFusion(),
+            ])
     }
 
     /// PTQ, before calibration: the FP32 graph the QDQ model is written on (BatchNorm and
     /// affine ops folded into convolutions; activation patterns left as the exporter wrote
     /// them, so onnxruntime runs the result).
     static func ptqPrepare(opset: Int) -> PassPipeline {
-        PassPipeline(name: "ptq-prepare", passes: [
-            Canonicalization(), ConstantFolding(opset: opset), ConvScaleShiftFolding(),
-        ])
+        PassPipeline(
+            name: "ptq-prepare",
+            passes: [
+                Canonicalization(), ConstantFolding(opset: opset), ConvScaleShiftFolding(),
+            ])
     }
 
     /// PTQ placement's view of the prepared graph: activation patterns fused as the engine
@@ -34,12 +38,16 @@ enum Pipelines {
     static let ptqAnalysis = PassPipeline(name: "ptq-analysis", passes: [ActivationPatternFusion()])
 
     /// PTQ, after calibration: the QDQ model (opset >= 13, Q/DQ around what placement chose).
-    static func qdqWrite(placement: QuantizationPlacement, params: [String: QuantParams], opset: Int,
-                         shapes: [String: [Int]], perChannelWeights: Bool) -> PassPipeline {
-        PassPipeline(name: "qdq-write", passes: [
-            OpsetUpgrade(from: opset, shapes: shapes),
-            QDQInsertion(placement: placement, params: params, perChannelWeights: perChannelWeights),
-        ])
+    static func qdqWrite(
+        placement: QuantizationPlacement, params: [String: QuantParams], opset: Int,
+        shapes: [String: [Int]], perChannelWeights: Bool
+    ) -> PassPipeline {
+        PassPipeline(
+            name: "qdq-write",
+            passes: [
+                OpsetUpgrade(from: opset, shapes: shapes),
+                QDQInsertion(placement: placement, params: params, perChannelWeights: perChannelWeights),
+            ])
     }
 }
 

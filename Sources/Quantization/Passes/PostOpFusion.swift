@@ -32,9 +32,12 @@ struct PostOpFusion: GraphPass {
         var inputs = anchor.inputs + [String](repeating: "", count: max(0, 3 - anchor.inputs.count))
         if let bias = unit.bias { inputs[2] = bias }
         if let z = unit.residual { inputs.append(z) }
-        e.replace(last, with: Node(name: anchor.name, fusedOp: "Fused" + anchor.opType, inputs: inputs,
-                                   outputs: [unit.output], attributes: anchor.attributes,
-                                   fused: FusedNode(chain: unit.chain)))
+        e.replace(
+            last,
+            with: Node(
+                name: anchor.name, fusedOp: "Fused" + anchor.opType, inputs: inputs,
+                outputs: [unit.output], attributes: anchor.attributes,
+                fused: FusedNode(chain: unit.chain)))
         e.remove(i)
         for c in unit.absorbed.dropLast() { e.remove(c) }
         r.applied.append("\(anchor.label)\(unit.bias != nil ? " +bias" : "")\(unit.chain.summary) (\(unit.absorbed.count) nodes)")

@@ -47,15 +47,17 @@ struct QDQFusion: GraphPass {
     /// `value` = DQ(q) of a run-time int8 tensor: (q's name, parameters, DQ node index).
     static func dequantized(_ value: String, _ e: GraphEditor) -> (q: String, p: QuantParams, node: Int)? {
         guard let i = e.producer(value), e.nodes[i].opType == "DequantizeLinear", !e.touched(i),
-              e.constant(e.nodes[i].inputs[0]) == nil, let p = params(e.nodes[i], e) else { return nil }
+            e.constant(e.nodes[i].inputs[0]) == nil, let p = params(e.nodes[i], e)
+        else { return nil }
         return (e.nodes[i].inputs[0], p, i)
     }
 
     /// `value` = DQ(w_q) of a constant: (w_q, per-channel scales, axis).
     static func dequantizedConstant(_ value: String, _ e: GraphEditor) -> (w: Tensor, scales: [Float], axis: Int)? {
         guard let i = e.producer(value), e.nodes[i].opType == "DequantizeLinear",
-              let w = e.constant(e.nodes[i].inputs[0]), w.elementType == .s8,
-              let s = e.constant(e.nodes[i].input(1)) else { return nil }
+            let w = e.constant(e.nodes[i].inputs[0]), w.elementType == .s8,
+            let s = e.constant(e.nodes[i].input(1))
+        else { return nil }
         if let zp = e.constant(e.nodes[i].input(2)), zp.intValues().contains(where: { $0 != 0 }) { return nil }
         var axis = e.nodes[i].int("axis") ?? 1
         if axis < 0 { axis += w.shape.count }
@@ -66,7 +68,8 @@ struct QDQFusion: GraphPass {
     static func realConstant(_ value: String, _ e: GraphEditor) -> Tensor? {
         if let t = e.constant(value) { return t.elementType == .f32 ? t : nil }
         guard let i = e.producer(value), e.nodes[i].opType == "DequantizeLinear", let q = e.constant(e.nodes[i].inputs[0]),
-              let t = try? QuantizeKernels.evaluate(e.nodes[i], e.nodes[i].inputs.map { e.constant($0) }, 13).first else { return nil }
+            let t = try? QuantizeKernels.evaluate(e.nodes[i], e.nodes[i].inputs.map { e.constant($0) }, 13).first
+        else { return nil }
         _ = q
         return t
     }
@@ -88,7 +91,9 @@ struct QDQFusion: GraphPass {
     static func absorbOutputQuantizers(_ qs: [Int], into replacementOutput: inout String, _ e: inout GraphEditor) {
         replacementOutput = e.nodes[qs[0]].outputs[0]
         for (k, q) in qs.enumerated() {
-            if k == 0 { e.remove(q) } else {
+            if k == 0 {
+                e.remove(q)
+            } else {
                 e.replace(q, with: Node(name: e.nodes[q].name, opType: "Identity", inputs: [replacementOutput], outputs: e.nodes[q].outputs))
             }
         }
@@ -142,18 +147,24 @@ struct QDQFusion: GraphPass {
         }
         if zq == nil { inputs.removeLast() }
         let last = unit.absorbed.last ?? i
-        e.replace(last, with: Node(name: anchor.name, fusedOp: kind, inputs: inputs, outputs: [output],
-                                   attributes: attrs, fused: FusedNode(chain: unit.chain, int8: operands)))
+        e.replace(
+            last,
+            with: Node(
+                name: anchor.name, fusedOp: kind, inputs: inputs, outputs: [output],
+                attributes: attrs, fused: FusedNode(chain: unit.chain, int8: operands)))
         if last != i { e.remove(i) }
         for c in unit.absorbed.dropLast() { e.remove(c) }
-        r.applied.append("\(anchor.label) -> \(kind) \(x.p.type) input, \(operands.dst.map { "\($0.type) output" } ?? "f32 output")\(unit.chain.summary)")
+        r.applied.append(
+            "\(anchor.label) -> \(kind) \(x.p.type) input, \(operands.dst.map { "\($0.type) output" } ?? "f32 output")\(unit.chain.summary)")
     }
 
     /// The s8 weights an INT8 anchor reads, as `[OC, ...]` for Conv and `[K, N]` for
     /// MatMul/Gemm (a transposed Gemm's `[N, K]` is transposed), when their scales lie on the
     /// output-channel axis; nil (with a reason) otherwise.
-    private func int8Weights(_ anchor: Node, _ w: (w: Tensor, scales: [Float], axis: Int), kind: String,
-                             _ r: inout PassReport) -> Tensor? {
+    private func int8Weights(
+        _ anchor: Node, _ w: (w: Tensor, scales: [Float], axis: Int), kind: String,
+        _ r: inout PassReport
+    ) -> Tensor? {
         let expectedAxis: Int
         if kind == "QConv" {
             expectedAxis = 0
@@ -195,8 +206,11 @@ struct QDQFusion: GraphPass {
             operands.dst = yp
             Self.absorbOutputQuantizers(qs, into: &output, &e)
         }
-        e.replace(i, with: Node(name: n.name, fusedOp: "Q" + n.opType, inputs: [a.q, b.q], outputs: [output],
-                                fused: FusedNode(int8: operands)))
+        e.replace(
+            i,
+            with: Node(
+                name: n.name, fusedOp: "Q" + n.opType, inputs: [a.q, b.q], outputs: [output],
+                fused: FusedNode(int8: operands)))
         r.applied.append("\(n.label) -> Q\(n.opType)")
     }
 

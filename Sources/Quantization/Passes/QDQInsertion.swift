@@ -15,8 +15,8 @@ struct QDQInsertion: GraphPass {
 
     func apply(_ graph: inout Graph) throws(GraphError) -> PassReport {
         var report = PassReport(pass: name)
-        var dq: [String: String] = [:]        // tensor -> its dequantized name
-        var newNodes: [String: [Node]] = [:]   // inserted after the producer of the key ("" = at the start)
+        var dq: [String: String] = [:]  // tensor -> its dequantized name
+        var newNodes: [String: [Node]] = [:]  // inserted after the producer of the key ("" = at the start)
         let producers = graph.producers()
         func unique(_ base: String) -> String {
             var n = base, k = 1
@@ -36,7 +36,7 @@ struct QDQInsertion: GraphPass {
             dq[t] = d
         }
         // Readers that run in INT8 read the dequantized tensors.
-        var int8Readers: [String: Set<String>] = [:]   // node name -> inputs to rewire
+        var int8Readers: [String: Set<String>] = [:]  // node name -> inputs to rewire
         for u in placement.units {
             int8Readers[u.anchor, default: []].insert(u.input)
             if let r = u.residual, let add = u.residualAdd { int8Readers[add, default: []].insert(r) }
@@ -106,11 +106,14 @@ struct QDQInsertion: GraphPass {
             graph.initializers[ws] = Tensor(shape: [], scalars: [scales[0]])
             graph.initializers[wz] = Tensor(shape: [], scalars: [Int8(0)])
         }
-        nodes.append(Node(name: n.name + "_weights_DequantizeLinear", opType: "DequantizeLinear",
-                          inputs: [wq, ws, wz], outputs: [wd], attributes: perChannelWeights ? ["axis": .int(axis)] : [:]))
+        nodes.append(
+            Node(
+                name: n.name + "_weights_DequantizeLinear", opType: "DequantizeLinear",
+                inputs: [wq, ws, wz], outputs: [wd], attributes: perChannelWeights ? ["axis": .int(axis)] : [:]))
         n.inputs[1] = wd
         if n.opType != "MatMul", let b = n.input(2), let bt = graph.initializers[b], bt.count == channels,
-           bt.floatValues().allSatisfy({ $0.isFinite }) {
+            bt.floatValues().allSatisfy({ $0.isFinite })
+        {
             let bs = scales.map { $0 * xp.scale }
             // Saturating: a bias beyond the int32 accumulator range (a tiny input scale) clamps.
             let bq = zip(bt.floatValues(), bs).map { b, s -> Int32 in
@@ -121,8 +124,10 @@ struct QDQInsertion: GraphPass {
             graph.initializers[bqn] = Tensor(shape: [channels], scalars: bq)
             graph.initializers[bsn] = Tensor(shape: [channels], scalars: bs)
             graph.initializers[bzn] = Tensor(shape: [channels], scalars: [Int32](repeating: 0, count: channels))
-            nodes.append(Node(name: n.name + "_bias_DequantizeLinear", opType: "DequantizeLinear",
-                              inputs: [bqn, bsn, bzn], outputs: [bdn], attributes: ["axis": .int(0)]))
+            nodes.append(
+                Node(
+                    name: n.name + "_bias_DequantizeLinear", opType: "DequantizeLinear",
+                    inputs: [bqn, bsn, bzn], outputs: [bdn], attributes: ["axis": .int(0)]))
             n.inputs[2] = bdn
         }
     }

@@ -72,10 +72,12 @@ struct QuantizationPlacement {
                     matmulColumns: n.opType == "MatMul" ? e.constant(n.input(1))?.shape[1] : nil)
                 let u = matcher.match(i, e)
                 absorbed.formUnion(u.absorbed)
-                units.append(Unit(anchor: n.name, opType: n.opType, input: n.inputs[0], output: u.output,
-                                  residual: u.residual, residualAdd: u.residualAdd.map { e.nodes[$0].name },
-                                  nodes: [n.name] + u.absorbed.map { e.nodes[$0].name },
-                                  weightShape: Self.primitiveWeightShape(n, e)))
+                units.append(
+                    Unit(
+                        anchor: n.name, opType: n.opType, input: n.inputs[0], output: u.output,
+                        residual: u.residual, residualAdd: u.residualAdd.map { e.nodes[$0].name },
+                        nodes: [n.name] + u.absorbed.map { e.nodes[$0].name },
+                        weightShape: Self.primitiveWeightShape(n, e)))
                 addTensor(n.inputs[0])
                 if let r = u.residual { addTensor(r) }
                 addTensor(u.output)

@@ -50,8 +50,9 @@ public final class InferenceSession: @unchecked Sendable {
         self.options = options
         for node in model.graph.nodes where !KernelRegistry.supports(node) {
             let domain = node.domain.isEmpty ? "" : " in domain '\(node.domain)'"
-            throw GraphError(.unsupportedOperator,
-                             "\(model.source): node \(node.label): operator \(node.opType)\(domain) (opset \(model.opsetVersion)) is not supported")
+            throw GraphError(
+                .unsupportedOperator,
+                "\(model.source): node \(node.label): operator \(node.opType)\(domain) (opset \(model.opsetVersion)) is not supported")
         }
         var g = model.graph
         var manager = PassManager(disabled: options.disabledPasses)
@@ -126,12 +127,13 @@ public final class InferenceSession: @unchecked Sendable {
         var inputSlots: [String: Int] = [:]
         for info in graph.inputs {
             let t = inputs[info.name]!
-            let dt: DataType = switch t.elementType {
-            case .u8: .u8
-            case .s8: .s8
-            case .s32: .s32
-            default: .f32
-            }
+            let dt: DataType =
+                switch t.elementType {
+                case .u8: .u8
+                case .s8: .s8
+                case .s32: .s32
+                default: .f32
+                }
             let s = l.newSlot(info.name, shape: t.shape, try l.descriptor(dims: t.shape, dt))
             l.graphInputSlots.insert(s)
             inputSlots[info.name] = s
@@ -163,7 +165,8 @@ public final class InferenceSession: @unchecked Sendable {
     private func validate(_ feeds: [String: Tensor]) throws(GraphError) {
         let names = Set(graph.inputs.map(\.name))
         for name in feeds.keys where !names.contains(name) {
-            throw GraphError(.badInput, "\(model.source): '\(name)' is not an input of the model (inputs: \(graph.inputs.map(\.name).joined(separator: ", ")))")
+            throw GraphError(
+                .badInput, "\(model.source): '\(name)' is not an input of the model (inputs: \(graph.inputs.map(\.name).joined(separator: ", ")))")
         }
         for info in graph.inputs {
             guard let t = feeds[info.name] else {
@@ -178,11 +181,15 @@ public final class InferenceSession: @unchecked Sendable {
             }
             if let shape = info.shape {
                 guard shape.count == t.shape.count else {
-                    throw GraphError(.badInput, "\(model.source): input '\(info.name)' has rank \(t.shape.count) (shape \(t.shape)), the model declares rank \(shape.count) \(shape)")
+                    throw GraphError(
+                        .badInput,
+                        "\(model.source): input '\(info.name)' has rank \(t.shape.count) (shape \(t.shape)), the model declares rank \(shape.count) \(shape)"
+                    )
                 }
                 for (i, (d, v)) in zip(shape, t.shape).enumerated() {
                     if let f = d.value, f != v {
-                        throw GraphError(.badInput, "\(model.source): input '\(info.name)' dim \(i) is \(v), the model declares \(f) (shape \(shape))")
+                        throw GraphError(
+                            .badInput, "\(model.source): input '\(info.name)' dim \(i) is \(v), the model declares \(f) (shape \(shape))")
                     }
                 }
             }

@@ -106,20 +106,25 @@ final class Lowering {
     /// A persistent plain slot holding a constant tensor (converted to f32 unless u8/s8/s32).
     func constantSlot(_ name: String, _ t: Tensor) throws(GraphError) -> Int {
         if let s = constantSlots[name] { return s }
-        let dataType: DataType = switch t.elementType {
-        case .u8: .u8
-        case .s8: .s8
-        case .s32: .s32
-        default: .f32
-        }
+        let dataType: DataType =
+            switch t.elementType {
+            case .u8: .u8
+            case .s8: .s8
+            case .s32: .s32
+            default: .f32
+            }
         let md = try descriptor(dims: t.shape, dataType)
         let floats = t.elementType == .f32 || dataType != .f32 ? nil : t.floatValues()
-        let s = addSlot(Slot(name: name, shape: t.shape, descriptor: md, persistent: true,
-                             fill: { m, _ in
-            if let floats { m.write(floats) } else {
-                t.withUnsafeBytes { m.dataPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            }
-        }))
+        let s = addSlot(
+            Slot(
+                name: name, shape: t.shape, descriptor: md, persistent: true,
+                fill: { m, _ in
+                    if let floats {
+                        m.write(floats)
+                    } else {
+                        t.withUnsafeBytes { m.dataPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    }
+                }))
         constantSlots[name] = s
         return s
     }
@@ -139,8 +144,10 @@ final class Lowering {
     /// A view of `source`'s buffer with another shape/descriptor (same bytes).
     func alias(of source: Int, name: String, shape: [Int], _ descriptor: MemoryDescriptor) -> Int {
         let root = slots[source].aliasOf ?? source
-        return addSlot(Slot(name: name, shape: shape, descriptor: descriptor, aliasOf: root,
-                            persistent: slots[root].persistent))
+        return addSlot(
+            Slot(
+                name: name, shape: shape, descriptor: descriptor, aliasOf: root,
+                persistent: slots[root].persistent))
     }
 
     func descriptor(_ slot: Int) -> MemoryDescriptor { slots[slot].descriptor }
@@ -166,11 +173,14 @@ final class Lowering {
     }
 
     /// Emits a reorder between two slots of the same logical dims.
-    func reorder(from src: Int, to dst: Int, attributes: PrimitiveAttributes? = nil,
-                 label: String? = nil) throws(GraphError) {
+    func reorder(
+        from src: Int, to dst: Int, attributes: PrimitiveAttributes? = nil,
+        label: String? = nil
+    ) throws(GraphError) {
         let pd = try wrap { () throws(DNNLError) in
-            try PrimitiveDescriptor.reorder(src: slots[src].descriptor, dst: slots[dst].descriptor,
-                                            attributes: attributes, engine: engine)
+            try PrimitiveDescriptor.reorder(
+                src: slots[src].descriptor, dst: slots[dst].descriptor,
+                attributes: attributes, engine: engine)
         }
         try emit(pd, [(.src, src), (.dst, dst)], label: label ?? "reorder \(slots[src].name)")
     }

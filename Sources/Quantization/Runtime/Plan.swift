@@ -12,7 +12,10 @@ final class BufferArena {
 
     func allocate(_ bytes: Int) throws(GraphError) -> UnsafeMutableRawPointer {
         guard bytes >= 0, bytes <= Self.limit - totalBytes else {
-            throw GraphError(.runtime, "the plan needs more memory than this machine has (\(totalBytes + max(bytes, 0)) bytes so far, limit \(Self.limit)): check the input shapes")
+            throw GraphError(
+                .runtime,
+                "the plan needs more memory than this machine has (\(totalBytes + max(bytes, 0)) bytes so far, limit \(Self.limit)): check the input shapes"
+            )
         }
         let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
         p.initializeMemory(as: UInt8.self, repeating: 0, count: max(bytes, 64))
@@ -48,8 +51,10 @@ final class Plan {
 
     /// Materializes a lowering: assigns buffers, creates memories, fills constants, binds
     /// primitive arguments.
-    init(_ l: Lowering, inputs: [String: Int], outputs: [(String, LoweredValue)],
-         stream: DNNL.Stream) throws(GraphError) {
+    init(
+        _ l: Lowering, inputs: [String: Int], outputs: [(String, LoweredValue)],
+        stream: DNNL.Stream
+    ) throws(GraphError) {
         inputSlots = inputs
         self.outputs = outputs
         notes = l.notes
@@ -109,17 +114,22 @@ final class Plan {
             mems.append(m)
         }
         memories = mems
-        for s in 0..<n { if let fill = slots[s].fill { try l.wrap { () throws(DNNLError) in
-            do { try fill(mems[s], stream) } catch let e as DNNLError { throw e } catch {
-                throw DNNLError(status: dnnl_runtime_error, call: "fill", context: "\(error)")
+        for s in 0..<n {
+            if let fill = slots[s].fill {
+                try l.wrap { () throws(DNNLError) in
+                    do { try fill(mems[s], stream) } catch let e as DNNLError { throw e } catch {
+                        throw DNNLError(status: dnnl_runtime_error, call: "fill", context: "\(error)")
+                    }
+                }
             }
-        } } }
+        }
 
         // One scratchpad for every primitive: they run one after another.
-        let scratchBytes = pending.map { step -> Int in
-            if case .primitive(let p, _, _) = step { return p.scratchpadByteCount }
-            return 0
-        }.max() ?? 0
+        let scratchBytes =
+            pending.map { step -> Int in
+                if case .primitive(let p, _, _) = step { return p.scratchpadByteCount }
+                return 0
+            }.max() ?? 0
         var scratchpad: Memory? = nil
         if scratchBytes > 0 {
             let buffer = try arena.allocate(scratchBytes)

@@ -126,11 +126,12 @@ enum NPY {
         let headerLength = (0..<lengthFieldSize).reduce(0) { $0 | Int(bytes(8 + $1)) << (8 * $1) }
         let dataStart = headerStart + headerLength
         guard data.count >= dataStart else {
-            throw fail("truncated header: header is \(headerLength) bytes but the file ends "
-                       + "after \(data.count - headerStart)")
+            throw fail(
+                "truncated header: header is \(headerLength) bytes but the file ends "
+                    + "after \(data.count - headerStart)")
         }
         let header = try NPYHeader(
-            Array(data[data.startIndex + headerStart ..< data.startIndex + dataStart]), source: source)
+            Array(data[data.startIndex + headerStart..<data.startIndex + dataStart]), source: source)
 
         let expected = header.byteCount
         let found = data.count - dataStart
@@ -139,8 +140,9 @@ enum NPY {
             throw fail("truncated data: expected \(expected) bytes for \(what), found \(found)")
         }
         guard found == expected else {
-            throw fail("\(found - expected) unexpected bytes after the data "
-                       + "(expected \(expected) bytes for \(what), found \(found))")
+            throw fail(
+                "\(found - expected) unexpected bytes after the data "
+                    + "(expected \(expected) bytes for \(what), found \(found))")
         }
         var tensor = Tensor(zeros: header.shape, elementType: header.elementType)
         data.withUnsafeBytes { source in
@@ -199,7 +201,8 @@ private struct NPYHeader {
         var shape: [Int] = []
         for dim in dims {
             guard case .number(let text) = dim,
-                  let n = Int(text.hasSuffix("L") ? String(text.dropLast()) : text) else {
+                let n = Int(text.hasSuffix("L") ? String(text.dropLast()) : text)
+            else {
                 throw fail("invalid shape \(shapeValue): dimension \(dim) is not an integer")
             }
             guard n >= 0 else { throw fail("invalid shape \(shapeValue): negative dimension \(n)") }

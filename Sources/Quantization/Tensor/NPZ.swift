@@ -59,16 +59,20 @@ public enum NPZ {
     /// then replaces `url`. On error `url` is unchanged and no temporary file is left.
     ///
     /// - Throws: ``TensorIOError`` if the folder does not exist or is not writable.
-    public static func write(_ tensors: [String: Tensor], to url: URL,
-                             compressed: Bool = false) throws(TensorIOError) {
+    public static func write(
+        _ tensors: [String: Tensor], to url: URL,
+        compressed: Bool = false
+    ) throws(TensorIOError) {
         try TensorFile.writeAtomically(to: url) { temporary in
             let archive = try Archive(url: temporary, accessMode: .create)
             for key in tensors.keys.sorted() {
                 let npy = tensors[key]!.npyData()
-                try archive.addEntry(with: key + ".npy", type: .file, uncompressedSize: Int64(npy.count),
-                                     modificationDate: fixedDate,
-                                     compressionMethod: compressed ? .deflate : .none) { position, size in
-                    npy.subdata(in: Int(position) ..< Int(position) + size)
+                try archive.addEntry(
+                    with: key + ".npy", type: .file, uncompressedSize: Int64(npy.count),
+                    modificationDate: fixedDate,
+                    compressionMethod: compressed ? .deflate : .none
+                ) { position, size in
+                    npy.subdata(in: Int(position)..<Int(position) + size)
                 }
             }
         }

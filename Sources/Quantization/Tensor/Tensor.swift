@@ -39,8 +39,9 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
     /// - Precondition: `scalars.count` equals the product of `shape`.
     public init<T: TensorScalar>(shape: [Int], scalars: [T]) {
         self.init(zeros: shape, elementType: T.elementType)
-        precondition(scalars.count == count,
-                     "shape \(shape) needs \(count) scalars, got \(scalars.count)")
+        precondition(
+            scalars.count == count,
+            "shape \(shape) needs \(count) scalars, got \(scalars.count)")
         scalars.withUnsafeBytes { storage.bytes.copyMemory(from: $0) }
     }
 
@@ -48,8 +49,9 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
     ///
     /// - Precondition: `T.elementType == elementType`.
     public func scalars<T: TensorScalar>(as type: T.Type = T.self) -> [T] {
-        precondition(T.elementType == elementType,
-                     "tensor holds \(elementType), not \(T.elementType)")
+        precondition(
+            T.elementType == elementType,
+            "tensor holds \(elementType), not \(T.elementType)")
         return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
             UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(storage.bytes))
             initialized = count
@@ -78,8 +80,9 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
     ///
     /// - Precondition: every dimension is `>= 0` and the element count is unchanged.
     public func reshaped(_ shape: [Int]) -> Tensor {
-        precondition(Tensor.byteCount(of: shape, elementType: elementType) == byteCount,
-                     "cannot reshape \(self.shape) to \(shape)")
+        precondition(
+            Tensor.byteCount(of: shape, elementType: elementType) == byteCount,
+            "cannot reshape \(self.shape) to \(shape)")
         return Tensor(shape: shape, elementType: elementType, storage: storage)
     }
 

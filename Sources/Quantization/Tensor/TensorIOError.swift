@@ -27,8 +27,9 @@ enum TensorFile {
             return try Data(contentsOf: url)
         } catch {
             let exists = FileManager.default.fileExists(atPath: url.path)
-            throw TensorIOError(source: url.path,
-                                message: exists ? "cannot read file (\(error))" : "file does not exist")
+            throw TensorIOError(
+                source: url.path,
+                message: exists ? "cannot read file (\(error))" : "file does not exist")
         }
     }
 
@@ -43,18 +44,20 @@ enum TensorFile {
         let folder = url.deletingLastPathComponent()
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder),
-              isFolder.boolValue else {
+            isFolder.boolValue
+        else {
             throw TensorIOError(source: url.path, message: "cannot write: folder \(folder.path) does not exist")
         }
         var st = stat()
         if lstat(url.path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
-            let what = switch st.st_mode & S_IFMT {
-            case S_IFDIR: "a folder"
-            case S_IFLNK: "a symbolic link"
-            case S_IFCHR, S_IFBLK: "a device"
-            case S_IFIFO: "a FIFO"
-            default: "not a regular file"
-            }
+            let what =
+                switch st.st_mode & S_IFMT {
+                case S_IFDIR: "a folder"
+                case S_IFLNK: "a symbolic link"
+                case S_IFCHR, S_IFBLK: "a device"
+                case S_IFIFO: "a FIFO"
+                default: "not a regular file"
+                }
             throw TensorIOError(source: url.path, message: "cannot write: \(url.path) is \(what); give a regular file's path")
         }
     }
