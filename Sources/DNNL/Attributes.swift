@@ -14,7 +14,7 @@ public final class PostOps {
     public init() throws(DNNLError) {
         var h: dnnl_post_ops_t?
         try check(dnnl_post_ops_create(&h), "dnnl_post_ops_create")
-        handle = h!
+        handle = try created(h, "dnnl_post_ops_create")
     }
 
     deinit { dnnl_post_ops_destroy(handle) }
@@ -82,7 +82,7 @@ public final class PrimitiveAttributes {
     public init() throws(DNNLError) {
         var h: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&h), "dnnl_primitive_attr_create")
-        handle = h!
+        handle = try created(h, "dnnl_primitive_attr_create")
         try check(
             dnnl_primitive_attr_set_scratchpad_mode(handle, dnnl_scratchpad_mode_user),
             "dnnl_primitive_attr_set_scratchpad_mode")
@@ -104,6 +104,9 @@ public final class PrimitiveAttributes {
     /// `ExecArg.attrOutputScales` (f32 memory of `count` values). Inner product, matmul and
     /// reorder only in 2.6.
     public func setRuntimeOutputScales(count: Int, mask: Int32) throws(DNNLError) {
+        guard count >= 0 else {
+            throw DNNLError(status: dnnl_invalid_arguments, call: "dnnl_primitive_attr_set_output_scales", context: "runtime \(count) scales")
+        }
         let values = [Float](repeating: cdnnl_runtime_f32_val(), count: count)
         try check(
             dnnl_primitive_attr_set_output_scales(handle, dnnl_dim_t(count), mask, values),
@@ -140,6 +143,9 @@ public final class PrimitiveAttributes {
         for arg: ExecArg, count: Int = 1,
         mask: Int32 = 0
     ) throws(DNNLError) {
+        guard count >= 0 else {
+            throw DNNLError(status: dnnl_invalid_arguments, call: "dnnl_primitive_attr_set_zero_points", context: "runtime \(count) zero points")
+        }
         let values = [Int32](repeating: cdnnl_runtime_s32_val(), count: count)
         try check(
             dnnl_primitive_attr_set_zero_points(handle, arg.rawValue, dnnl_dim_t(count), mask, values),

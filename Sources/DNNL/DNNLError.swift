@@ -42,8 +42,9 @@ func created<Handle>(
     _ handle: Handle?, _ call: String, _ context: @autoclosure () -> String = ""
 ) throws(DNNLError) -> Handle {
     guard let handle else {
-        throw DNNLError(status: dnnl_runtime_error, call: call,
-                        context: "returned success without a handle. \(context())")
+        throw DNNLError(
+            status: dnnl_runtime_error, call: call,
+            context: "returned success without a handle. \(context())")
     }
     return handle
 }

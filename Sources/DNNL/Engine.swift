@@ -14,16 +14,29 @@ public final class Engine: @unchecked Sendable {
         try check(
             dnnl_engine_create(&h, dnnl_cpu, cpuIndex), "dnnl_engine_create",
             "cpu engine \(cpuIndex)")
-        handle = h!
+        handle = try created(h, "dnnl_engine_create", "cpu engine \(cpuIndex)")
     }
 
     deinit { dnnl_engine_destroy(handle) }
 
-    /// The process-wide CPU engine. Engines are cheap, but primitives and memories must be
+    /// The process-wide CPU engine, created once on first use; a creation error is kept and
+    /// thrown again by every call. Engines are cheap, but primitives and memories must be
     /// created on the engine they run on; one shared CPU engine keeps that simple.
-    public static let cpu: Engine = {
-        do { return try Engine() } catch { fatalError("oneDNN CPU engine: \(error)") }
+    /// - Throws: `DNNLError` from `dnnl_engine_create` (oneDNN cannot run on this machine).
+    public static func shared() throws(DNNLError) -> Engine { try sharedEngine.get() }
+
+    private static let sharedEngine: Result<Engine, DNNLError> = {
+        do throws(DNNLError) { return .success(try Engine()) } catch { return .failure(error) }
     }()
+
+    /// The process-wide CPU engine (``shared()``), for default arguments.
+    ///
+    /// Traps only when oneDNN cannot create a CPU engine at all (a broken installation, no
+    /// memory at start-up), which no model, file or flag can cause. The Quantization library
+    /// calls ``shared()`` first and throws that error instead, so it never reaches this trap.
+    public static var cpu: Engine {
+        do { return try shared() } catch { fatalError("oneDNN CPU engine: \(error)") }
+    }
 }
 
 /// A oneDNN execution stream (`dnnl_stream_t`) on an engine.
@@ -40,7 +53,7 @@ public final class Stream {
         try check(
             dnnl_stream_create(&h, engine.handle, dnnl_stream_default_flags.rawValue),
             "dnnl_stream_create")
-        handle = h!
+        handle = try created(h, "dnnl_stream_create")
         self.engine = engine
     }
 

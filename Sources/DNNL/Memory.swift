@@ -20,7 +20,7 @@ public final class Memory {
         try check(
             dnnl_memory_create(&h, &md, engine.handle, cdnnl_memory_allocate()),
             "dnnl_memory_create", "\(descriptor)")
-        handle = h!
+        handle = try created(h, "dnnl_memory_create", "\(descriptor)")
         self.descriptor = descriptor
         self.engine = engine
     }
@@ -37,7 +37,7 @@ public final class Memory {
         try check(
             dnnl_memory_create(&h, &md, engine.handle, buffer),
             "dnnl_memory_create", "\(descriptor) over a caller's buffer")
-        handle = h!
+        handle = try created(h, "dnnl_memory_create", "\(descriptor) over a caller's buffer")
         self.descriptor = descriptor
         self.engine = engine
         self.owner = owner
@@ -49,6 +49,8 @@ public final class Memory {
     public var dataPointer: UnsafeMutableRawPointer {
         var p: UnsafeMutableRawPointer?
         _ = dnnl_memory_get_data_handle(handle, &p)
+        // Never nil: both initializers give the memory a buffer (oneDNN's allocation or the
+        // caller's non-null pointer) and `setDataPointer` only takes non-null ones.
         return p!
     }
 
@@ -65,16 +67,23 @@ public final class Memory {
     public var byteCount: Int { descriptor.byteCount }
 
     /// Copies `values` into the buffer (a plain layout of exactly that many elements).
-    public func write<T: BitwiseCopyable>(_ values: [T]) {
-        precondition(
-            values.count * MemoryLayout<T>.stride == byteCount,
-            "writing \(values.count) x \(T.self) into \(descriptor) (\(byteCount) bytes)")
-        values.withUnsafeBytes { dataPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    /// - Throws: `DNNLError` (`invalid_arguments`, call `"Memory.write"`) when the values' bytes
+    ///   differ from ``byteCount``; the buffer is then left unchanged.
+    public func write<T: BitwiseCopyable>(_ values: [T]) throws(DNNLError) {
+        guard values.count * MemoryLayout<T>.stride == byteCount else {
+            throw DNNLError(
+                status: dnnl_invalid_arguments, call: "Memory.write",
+                context:
+                    "writing \(values.count) x \(T.self) (\(values.count * MemoryLayout<T>.stride) bytes) into \(descriptor) (\(byteCount) bytes)")
+        }
+        values.withUnsafeBytes { bytes in
+            if let base = bytes.baseAddress { dataPointer.copyMemory(from: base, byteCount: bytes.count) }
+        }
     }
 
-    /// Reads the whole buffer as elements of `T`.
+    /// Reads the buffer as elements of `T`: `byteCount / stride` of them (trailing bytes that
+    /// do not fill a whole element are left out).
     public func read<T: BitwiseCopyable>(as type: T.Type = T.self) -> [T] {
-        precondition(byteCount % MemoryLayout<T>.stride == 0)
         let n = byteCount / MemoryLayout<T>.stride
         let p = dataPointer.bindMemory(to: T.self, capacity: n)
         return Array(UnsafeBufferPointer(start: p, count: n))

@@ -6,9 +6,14 @@ public let maxRank = 12
 /// Converts Swift dims to the C API's `const dnnl_dims_t` argument: an array of
 /// `DNNL_MAX_NDIMS` values, zero-filled, passed by pointer. (Passing `&tuple.0` would hand C a
 /// pointer to a copy of one element in optimized builds.)
+/// - Throws: `DNNLError` (`invalid_arguments` from `call`) when there are more than
+///   `DNNL_MAX_NDIMS` values.
 @inline(__always)
-func makeDims(_ values: [Int]) -> [dnnl_dim_t] {
-    precondition(values.count <= maxRank, "rank \(values.count) exceeds DNNL_MAX_NDIMS")
+func makeDims(_ values: [Int], _ call: String) throws(DNNLError) -> [dnnl_dim_t] {
+    guard values.count <= maxRank else {
+        throw DNNLError(
+            status: dnnl_invalid_arguments, call: call, context: "rank \(values.count) of \(values) exceeds DNNL_MAX_NDIMS (\(maxRank))")
+    }
     return values.map { dnnl_dim_t($0) } + [dnnl_dim_t](repeating: 0, count: maxRank - values.count)
 }
 
@@ -44,7 +49,7 @@ public struct MemoryDescriptor: @unchecked Sendable, CustomStringConvertible {
         }
         let t = tag ?? FormatTag.plain(rank: dims.count) ?? .any
         var md = dnnl_memory_desc_t()
-        let d = makeDims(dims)
+        let d = try makeDims(dims, "dnnl_memory_desc_init_by_tag")
         try check(
             dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), d, dataType.raw, t.raw),
             "dnnl_memory_desc_init_by_tag", "dims \(dims) \(dataType)")
@@ -61,8 +66,8 @@ public struct MemoryDescriptor: @unchecked Sendable, CustomStringConvertible {
                 context: "dims \(dims) and strides \(strides) disagree in rank")
         }
         var md = dnnl_memory_desc_t()
-        let d = makeDims(dims)
-        let s = makeDims(strides)
+        let d = try makeDims(dims, "dnnl_memory_desc_init_by_strides")
+        let s = try makeDims(strides, "dnnl_memory_desc_init_by_strides")
         try check(
             dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), d, dataType.raw, s),
             "dnnl_memory_desc_init_by_strides", "dims \(dims) strides \(strides)")
@@ -118,8 +123,8 @@ public struct MemoryDescriptor: @unchecked Sendable, CustomStringConvertible {
     /// - Throws: `DNNLError` from `dnnl_memory_desc_init_submemory`.
     public func submemory(dims: [Int], offsets: [Int]) throws(DNNLError) -> MemoryDescriptor {
         var md = dnnl_memory_desc_t()
-        let d = makeDims(dims)
-        let o = makeDims(offsets)
+        let d = try makeDims(dims, "dnnl_memory_desc_init_submemory")
+        let o = try makeDims(offsets, "dnnl_memory_desc_init_submemory")
         var parent = raw
         try check(
             dnnl_memory_desc_init_submemory(&md, &parent, d, o),
@@ -132,7 +137,7 @@ public struct MemoryDescriptor: @unchecked Sendable, CustomStringConvertible {
     /// - Throws: `DNNLError` from `dnnl_memory_desc_reshape`.
     public func reshaped(_ newDims: [Int]) throws(DNNLError) -> MemoryDescriptor {
         var md = dnnl_memory_desc_t()
-        let d = makeDims(newDims)
+        let d = try makeDims(newDims, "dnnl_memory_desc_reshape")
         var src = raw
         try check(
             dnnl_memory_desc_reshape(&md, &src, Int32(newDims.count), d),
@@ -146,6 +151,11 @@ public struct MemoryDescriptor: @unchecked Sendable, CustomStringConvertible {
     public func permutingAxes(_ permutation: [Int]) throws(DNNLError) -> MemoryDescriptor {
         var md = dnnl_memory_desc_t()
         var src = raw
+        guard permutation.count == rank, permutation.sorted() == Array(0..<rank) else {
+            throw DNNLError(
+                status: dnnl_invalid_arguments, call: "dnnl_memory_desc_permute_axes",
+                context: "\(permutation) is not a permutation of the \(rank) axes of \(dims)")
+        }
         let perm = permutation.map(Int32.init)
         try check(
             dnnl_memory_desc_permute_axes(&md, &src, perm), "dnnl_memory_desc_permute_axes",

@@ -32,7 +32,8 @@ public final class PrimitiveDescriptor {
             dnnl_primitive_desc_create(&pd, UnsafeRawPointer($0), attr.handle, engine.handle, nil)
         }
         try check(status, "dnnl_primitive_desc_create", summary)
-        return PrimitiveDescriptor(handle: pd!, engine: engine, attributes: attr, summary: summary)
+        return PrimitiveDescriptor(
+            handle: try created(pd, "dnnl_primitive_desc_create", summary), engine: engine, attributes: attr, summary: summary)
     }
 
     deinit { dnnl_primitive_desc_destroy(handle) }
@@ -73,7 +74,7 @@ public final class PrimitiveDescriptor {
     public func makePrimitive() throws(DNNLError) -> Primitive {
         var p: dnnl_primitive_t?
         try check(dnnl_primitive_create(&p, handle), "dnnl_primitive_create", summary)
-        return Primitive(handle: p!, descriptor: self)
+        return Primitive(handle: try created(p, "dnnl_primitive_create", summary), descriptor: self)
     }
 }
 
@@ -148,8 +149,10 @@ public final class Primitive {
         }
         var list = args.map { dnnl_exec_arg_t(arg: $0.key.rawValue, memory: $0.value.handle) }
         if args[.scratchpad] == nil, scratchpadByteCount > 0 {
-            if ownScratchpad == nil { ownScratchpad = try Memory(descriptor.scratchpad, engine: stream.engine) }
-            list.append(dnnl_exec_arg_t(arg: ExecArg.scratchpad.rawValue, memory: ownScratchpad!.handle))
+            let scratchpad: Memory
+            if let own = ownScratchpad { scratchpad = own } else { scratchpad = try Memory(descriptor.scratchpad, engine: stream.engine) }
+            ownScratchpad = scratchpad
+            list.append(dnnl_exec_arg_t(arg: ExecArg.scratchpad.rawValue, memory: scratchpad.handle))
         }
         try check(
             dnnl_primitive_execute(handle, stream.handle, Int32(list.count), list),

@@ -6,10 +6,10 @@ extension Memory {
     public static func plain(_ dims: [Int], _ dataType: DataType, _ values: [Double]) throws -> Memory {
         let m = try Memory(MemoryDescriptor(dims: dims, dataType: dataType))
         switch dataType {
-        case .f32: m.write(values.map { Float($0) })
-        case .s32: m.write(values.map { Int32($0) })
-        case .s8: m.write(values.map { Int8($0) })
-        case .u8: m.write(values.map { UInt8($0) })
+        case .f32: try m.write(values.map { Float($0) })
+        case .s32: try m.write(values.map { Int32($0) })
+        case .s8: try m.write(values.map { Int8($0) })
+        case .u8: try m.write(values.map { UInt8($0) })
         default: fatalError("plain(\(dataType)) is not supported by the test helper")
         }
         return m

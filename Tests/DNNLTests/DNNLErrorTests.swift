@@ -1,3 +1,4 @@
+import CDNNL
 import DNNL
 import TestSupport
 import XCTest
@@ -110,5 +111,47 @@ final class DNNLErrorTests: XCTestCase {
         } catch {
             XCTAssertTrue(error.description.contains("layer_normalization"), "\(error)")
         }
+    }
+
+    /// Sizes and ranks from a caller's data throw instead of trapping.
+    func testWriteOfTheWrongSizeThrowsAndLeavesTheBuffer() throws {
+        let m = try Memory(MemoryDescriptor(dims: [2, 3], dataType: .f32))
+        try m.write([Float](repeating: 7, count: 6))
+        assertDNNLError({ try m.write([Float](repeating: 1, count: 5)) }, call: "Memory.write", mentions: ["5 x Float", "24 bytes"])
+        assertDNNLError({ try m.write([UInt8](repeating: 1, count: 6)) }, call: "Memory.write", mentions: ["6 x UInt8"])
+        XCTAssertEqual(m.read(as: Float.self), [Float](repeating: 7, count: 6))
+        // Reading as a wider type than the buffer holds a whole number of: whole elements only.
+        let bytes = try Memory(MemoryDescriptor(dims: [6], dataType: .u8))
+        XCTAssertEqual(bytes.read(as: Float.self).count, 1)
+    }
+
+    func testReshapeAndPermuteCheckRanks() throws {
+        let md = try MemoryDescriptor(dims: [2, 3], dataType: .f32)
+        assertDNNLError(
+            { _ = try md.reshaped(Array(repeating: 1, count: 12) + [6]) }, call: "dnnl_memory_desc_reshape",
+            mentions: ["rank 13", "DNNL_MAX_NDIMS"])
+        assertDNNLError({ _ = try md.permutingAxes([0]) }, call: "dnnl_memory_desc_permute_axes", mentions: ["[0]", "2 axes"])
+        assertDNNLError({ _ = try md.permutingAxes([0, 0]) }, call: "dnnl_memory_desc_permute_axes", mentions: ["[0, 0]"])
+        XCTAssertEqual(try md.permutingAxes([1, 0]).dims, [3, 2])
+    }
+
+    func testConvolutionOfARankOneSourceThrows() {
+        assertDNNLError(
+            {
+                _ = try PrimitiveDescriptor.convolutionForward(
+                    src: MemoryDescriptor(dims: [8], dataType: .f32), weights: MemoryDescriptor(dims: [8], dataType: .f32),
+                    bias: nil, dst: MemoryDescriptor(dims: [8], dataType: .f32), strides: [], paddingL: [], paddingR: [])
+            }, call: "dnnl_dilated_convolution_forward_desc_init", mentions: ["rank 1", "[8]"])
+    }
+
+    func testSharedEngineIsTheDefaultEngine() throws {
+        XCTAssertTrue(try Engine.shared() === Engine.cpu)
+    }
+
+    func testErrorsCompareByStatusCallAndContext() {
+        let a = DNNLError(status: dnnl_unimplemented, call: "dnnl_primitive_desc_create", context: "conv")
+        XCTAssertEqual(a, DNNLError(status: dnnl_unimplemented, call: "dnnl_primitive_desc_create", context: "conv"))
+        XCTAssertNotEqual(a, DNNLError(status: dnnl_invalid_arguments, call: "dnnl_primitive_desc_create", context: "conv"))
+        XCTAssertNotEqual(a, DNNLError(status: dnnl_unimplemented, call: "dnnl_primitive_create", context: "conv"))
     }
 }

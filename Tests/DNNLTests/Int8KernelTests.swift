@@ -144,7 +144,7 @@ final class Int8KernelTests: XCTestCase {
         var bytes = [UInt8](repeating: 0, count: residual.count)
         for (i, r) in residual.enumerated() { bytes[nhwcIndex(i)] = UInt8(bitPattern: Int8(r)) }
         let dst = try Memory(pd.dst)
-        dst.write(bytes)
+        try dst.write(bytes)
         try PrimitiveHarness().run(
             pd,
             inputs: [

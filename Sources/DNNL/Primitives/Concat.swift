@@ -23,7 +23,8 @@ extension PrimitiveDescriptor {
                 attr.handle, engine.handle)
         }
         try check(status, "dnnl_concat_primitive_desc_create", summary)
-        return PrimitiveDescriptor(handle: pd!, engine: engine, attributes: attr, summary: summary)
+        return PrimitiveDescriptor(
+            handle: try created(pd, "dnnl_concat_primitive_desc_create", summary), engine: engine, attributes: attr, summary: summary)
     }
 
     /// Scaled sum of equally shaped sources (`dnnl_sum_primitive_desc_create`):
@@ -52,6 +53,7 @@ extension PrimitiveDescriptor {
                 engine.handle)
         }
         try check(status, "dnnl_sum_primitive_desc_create", summary)
-        return PrimitiveDescriptor(handle: pd!, engine: engine, attributes: attr, summary: summary)
+        return PrimitiveDescriptor(
+            handle: try created(pd, "dnnl_sum_primitive_desc_create", summary), engine: engine, attributes: attr, summary: summary)
     }
 }

@@ -93,6 +93,10 @@ struct SpatialGeometry {
         rank: Int, strides: [Int], dilations: [Int]?, paddingL: [Int], paddingR: [Int],
         call: String, summary: String
     ) throws(DNNLError) {
+        guard rank >= 3 else {
+            throw DNNLError(
+                status: dnnl_invalid_arguments, call: call, context: "source rank \(rank): a sliding window needs rank 3 to 5. \(summary)")
+        }
         let sp = rank - 2
         let dil = dilations ?? Array(repeating: 0, count: sp)
         for (name, v) in [
@@ -103,9 +107,9 @@ struct SpatialGeometry {
                 status: dnnl_invalid_arguments, call: call,
                 context: "\(name) \(v) needs \(sp) values. \(summary)")
         }
-        self.strides = makeDims(strides)
-        self.dilations = makeDims(dil)
-        self.paddingL = makeDims(paddingL)
-        self.paddingR = makeDims(paddingR)
+        self.strides = try makeDims(strides, call)
+        self.dilations = try makeDims(dil, call)
+        self.paddingL = try makeDims(paddingL, call)
+        self.paddingR = try makeDims(paddingR, call)
     }
 }

@@ -45,7 +45,7 @@ extension PrimitiveDescriptor {
                 status: dnnl_invalid_arguments, call: call,
                 context: "kernel \(kernel) needs \(src.rank - 2) values. \(summary)")
         }
-        let k = makeDims(kernel)
+        let k = try makeDims(kernel, call)
         var desc = dnnl_pooling_v2_desc_t()
         var s = src.raw, d = dst.raw
         try check(

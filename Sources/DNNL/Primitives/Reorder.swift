@@ -22,7 +22,8 @@ extension PrimitiveDescriptor {
                 &pd, &s, engine.handle, &d, engine.handle,
                 attr.handle),
             "dnnl_reorder_primitive_desc_create", summary)
-        return PrimitiveDescriptor(handle: pd!, engine: engine, attributes: attr, summary: summary)
+        return PrimitiveDescriptor(
+            handle: try created(pd, "dnnl_reorder_primitive_desc_create", summary), engine: engine, attributes: attr, summary: summary)
     }
 }
 

@@ -70,7 +70,7 @@ enum Int8Kernels {
                 name: name, shape: plainDims, descriptor: descriptor, persistent: true,
                 fill: { m, stream in
                     let src = try Memory(MemoryDescriptor(dims: plainDims, dataType: .s8), engine: m.engine)
-                    src.write(values)
+                    try src.write(values)
                     try src.reorder(into: m, stream: stream)
                 }))
     }

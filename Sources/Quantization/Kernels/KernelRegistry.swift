@@ -111,7 +111,7 @@ extension Lowering {
                 name: name, shape: plainDims, descriptor: descriptor, persistent: true,
                 fill: { m, stream in
                     let src = try Memory(MemoryDescriptor(dims: plainDims, dataType: .f32), engine: m.engine)
-                    src.write(values)
+                    try src.write(values)
                     try src.reorder(into: m, attributes: attributes, stream: stream)
                 }))
     }

@@ -120,7 +120,7 @@ final class Lowering {
                 name: name, shape: t.shape, descriptor: md, persistent: true,
                 fill: { m, _ in
                     if let floats {
-                        m.write(floats)
+                        try m.write(floats)
                     } else {
                         t.withUnsafeBytes { m.dataPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
                     }
