@@ -104,7 +104,7 @@ enum BinaryKernels {
                 pd = try PrimitiveDescriptor.binary(alg, src0: md0, src1: md1, dst: md0, attributes: attr, engine: l.engine)
             }
         } catch {
-            guard !md0.isPlainRowMajor else { throw l.fail(.runtime, "\(error)") }
+            guard !md0.isPlainRowMajor else { throw GraphError(runtime: l.where_(), error) }
             // A blocked src0 oneDNN cannot broadcast over: retry in plain layout.
             let p0 = try l.plain(s0)
             let pdPlain = try l.wrap { () throws(DNNLError) in

@@ -65,7 +65,7 @@ enum KernelRegistry {
                 for (name, t) in zip(node.outputs, outs) { l.define(name, .constant(t)) }
                 return
             } catch let e as GraphError { throw e } catch {
-                throw GraphError(.runtime, "node \(node.label): \(error)")
+                throw GraphError(runtime: "node \(node.label)", error)
             }
         }
         guard let lowerFn = lowerings[node.opType] else {
@@ -75,7 +75,7 @@ enum KernelRegistry {
             )
         }
         do { try lowerFn(node, l) } catch let e as GraphError { throw e } catch {
-            throw GraphError(.runtime, "node \(node.label): \(error)")
+            throw GraphError(runtime: "node \(node.label)", error)
         }
     }
 }

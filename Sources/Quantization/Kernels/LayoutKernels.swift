@@ -186,7 +186,7 @@ enum LayoutKernels {
         let mapped: Tensor
         do {
             mapped = try ConstantEvaluation.evaluators[name]!(node, [ids] + others, 0)[0]
-        } catch let e as GraphError { throw e } catch { throw l.fail(.runtime, "\(error)") }
+        } catch let e as GraphError { throw e } catch { throw GraphError(runtime: l.where_(), error) }
         let dst = try l.emitIndexCopy(name, from: s, to: node.outputs[0], shape: mapped.shape, index: mapped.intValues())
         l.note("Swift kernel (\(name))", .swift)
         l.define(node.outputs[0], .slot(dst))

@@ -209,7 +209,7 @@ final class Lowering {
     /// Runs a oneDNN call, turning its error into a `GraphError` naming the node.
     func wrap<R>(_ body: () throws(DNNLError) -> R) throws(GraphError) -> R {
         do { return try body() } catch {
-            throw GraphError(.runtime, "\(where_()): \(error)")
+            throw GraphError(runtime: where_(), error)
         }
     }
 

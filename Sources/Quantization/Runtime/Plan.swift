@@ -173,15 +173,15 @@ final class Plan {
             switch step {
             case .primitive(let p, let args, let label):
                 do { try p.execute(on: stream, prepared: UnsafeBufferPointer(args)) } catch {
-                    throw GraphError(.runtime, "\(label): \(error)")
+                    throw GraphError(runtime: label, error)
                 }
             case .custom(let run, let mems, let label):
                 do { try run(mems) } catch {
-                    throw GraphError(.runtime, "\(label): \(error)")
+                    throw GraphError(runtime: label, error)
                 }
             }
         }
-        do { try stream.wait() } catch { throw GraphError(.runtime, "\(error)") }
+        do { try stream.wait() } catch { throw GraphError(.runtime, "\(error)", dnnlError: error) }
         var result: [String: Tensor] = [:]
         for (name, v) in outputs {
             switch v {
