@@ -191,7 +191,9 @@ struct InspectReport {
             let kinds = steps.map(\.precision)
             // A node is INT8 when any of its steps is, FP32 when any runs in oneDNN on f32.
             let p: Precision = kinds.contains(.int8) ? .int8 : kinds.contains(.fp32) ? .fp32 : .swift
-            return NodeEntry(node: node, notes: steps.map(\.detail), precision: p, fp32Reason: p == .int8 ? nil : reason)
+            // oneDNN's own reason for an FP32 fallback is in the node's notes.
+            let why = steps.contains(where: \.isFP32Fallback) ? "oneDNN has no INT8 kernel for it: FP32 fallback" : reason
+            return NodeEntry(node: node, notes: steps.map(\.detail), precision: p, fp32Reason: p == .int8 ? nil : why)
         }
         foldedNodes = max(0, session.graph.nodes.count - order.count)
     }

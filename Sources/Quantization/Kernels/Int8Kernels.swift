@@ -1,3 +1,4 @@
+import CDNNL
 import DNNL
 
 /// INT8 convolution, matmul and element-wise add/mul on oneDNN u8/s8 primitives, for the
@@ -8,12 +9,39 @@ import DNNL
 /// `dst_q = sat(round(f(sx * sw[oc] * (acc + b[oc] / (sx * sw[oc])) + sz * (z_q - zz)) / sy) + zy)`
 /// where `acc = sum (x_q - zx) * w_q` in s32 and `f` the fused eltwise chain. Without an
 /// eltwise the `1 / sy` folds into the output scale; with one it is the last eltwise's scale.
+///
+/// When oneDNN has no INT8 implementation for a node (`dnnl_primitive_desc_create` answers
+/// `unimplemented`), the node runs in FP32 instead, with the same QDQ semantics
+/// (`fp32Fallback`), and its report says why.
 enum Int8Kernels {
     static func register(_ r: inout [String: LowerFunction]) {
         r["QConv"] = qconv
         r["QMatMul"] = qmatmul
         r["QAdd"] = { n, l in try qbinary(n, l, .add) }
         r["QMul"] = { n, l in try qbinary(n, l, .mul) }
+    }
+
+    /// Test hook: op types (`"QConv"`, ...) whose INT8 primitive descriptor creation answers
+    /// `unimplemented` while bound, as oneDNN does for configurations it has no INT8 kernel for.
+    @TaskLocal static var unimplementedForTesting: Set<String> = []
+
+    /// Creates the INT8 primitive descriptor of `node`. Returns `.failure` with oneDNN's answer
+    /// when it is `unimplemented` (the caller then lowers the node with `fp32Fallback`);
+    /// other oneDNN errors are thrown as `GraphError`s naming the node.
+    static func int8Descriptor(
+        _ node: Node, _ l: Lowering, _ make: () throws(DNNLError) -> PrimitiveDescriptor
+    ) throws(GraphError) -> Result<PrimitiveDescriptor, DNNLError> {
+        do throws(DNNLError) {
+            if unimplementedForTesting.contains(node.opType) {
+                throw DNNLError(
+                    status: dnnl_unimplemented, call: "dnnl_primitive_desc_create", context: "\(node.opType) (unimplemented for a test)")
+            }
+            return .success(try make())
+        } catch  where error.isUnimplemented {
+            return .failure(error)
+        } catch {
+            throw GraphError(runtime: l.where_(), error)
+        }
     }
 
     /// oneDNN attributes for an INT8 primitive: per-channel output scales, zero points, and
@@ -148,7 +176,7 @@ enum Int8Kernels {
             guard let bt = l.constant(b), bt.count == g.oc else { throw l.fail(.unsupportedAttribute, "bias must be a constant of \(g.oc) values") }
             bias = zip(bt.floatValues(), real).map { $0 / $1 }  // accumulator units
         }
-        let pd = try l.wrap { () throws(DNNLError) in
+        let made = try int8Descriptor(node, l) { () throws(DNNLError) in
             let attr = try attributes(realScales: real, mask: 1 << 1, x: xq, y: yq, z: yq == nil ? nil : zq, chain: chain)
             return try PrimitiveDescriptor.convolutionForward(
                 src: MemoryDescriptor(dims: xShape, dataType: xq.dataType, tag: .any),
@@ -157,6 +185,11 @@ enum Int8Kernels {
                 dst: MemoryDescriptor(dims: g.outShape, dataType: yq?.dataType ?? .f32, tag: .any),
                 strides: g.strides, dilations: g.dilations.map { $0 - 1 }, paddingL: g.padBegin,
                 paddingR: g.padEnd, attributes: attr, engine: l.engine)
+        }
+        let pd: PrimitiveDescriptor
+        switch made {
+        case .success(let d): pd = d
+        case .failure(let reason): return try fp32Fallback(node, l, reason: reason)
         }
         let src = try l.converted(xSlot, to: pd.src)
         var args: [(ExecArg, Int)] = [(.src, src), (.weights, weightsSlot(l, node.inputs[1], wq, plainDims: g.weightDims, into: pd.weights))]
@@ -172,29 +205,24 @@ enum Int8Kernels {
         let q = try operands(node, l)
         let aq = q.src, yq = q.dst, zq = q.residual
         let chain = node.postOps
-        var aSlot = try l.plain(try l.slot(node.inputs[0]))
-        guard l.descriptor(aSlot).dataType == aq.dataType else {
-            throw l.fail(.runtime, "input '\(node.inputs[0])' is \(l.descriptor(aSlot).dataType), expected \(aq.type)")
+        let aInput = try l.slot(node.inputs[0])
+        guard l.descriptor(aInput).dataType == aq.dataType else {
+            throw l.fail(.runtime, "input '\(node.inputs[0])' is \(l.descriptor(aInput).dataType), expected \(aq.type)")
         }
         guard let bShape = l.constant(node.input(1))?.shape, bShape.count == 2 else {
             throw l.fail(.unsupportedAttribute, "INT8 MatMul needs constant 2-D weights")
         }
-        let aShape = l.slots[aSlot].shape
+        let aShape = l.slots[aInput].shape
         let (k, n) = (bShape[0], bShape[1])
         guard aShape.last == k else { throw l.fail(.shapeMismatch, "MatMul of \(aShape) and \(bShape)") }
         let rows = aShape.dropLast().reduce(1, *)
         let (bq, ws) = try weights(l, node, channels: n) { $0 % n }
         let real = ws.map { aq.scale * $0 }
         var a = aq
-        if aq.type == .s8 && !Int8Rule().allowsSignedSource(for: .matmul) {
+        let shiftToU8 = aq.type == .s8 && !Int8Rule().allowsSignedSource(for: .matmul)
+        if shiftToU8 {
             // Int8Rule: no s8 sources into matmul without VNNI; shift to u8 with zero point 128.
             a = QuantParams(scale: aq.scale, zeroPoint: aq.zeroPoint + 128, type: .u8)
-            let u = l.newSlot(node.inputs[0] + ".u8", shape: aShape, try l.descriptor(dims: aShape, .u8))
-            let attr = try l.wrap { () throws(DNNLError) in
-                let at = try PrimitiveAttributes(); try at.setZeroPoints([128], for: .dst); return at
-            }
-            try l.reorder(from: aSlot, to: u, attributes: attr, label: "\(l.where_()) s8 -> u8")
-            aSlot = u
         }
         var bias: [Float]? = nil
         if let b = node.input(2) {
@@ -202,13 +230,29 @@ enum Int8Kernels {
             bias = zip(bt.floatValues(), real).map { $0 / $1 }
         }
         let outShape = Array(aShape.dropLast()) + [n]
-        let pd = try l.wrap { () throws(DNNLError) in
+        let made = try int8Descriptor(node, l) { () throws(DNNLError) in
             let attr = try attributes(realScales: real, mask: 1 << 1, x: a, y: yq, z: yq == nil ? nil : zq, chain: chain)
             return try PrimitiveDescriptor.matmul(
                 src: MemoryDescriptor(dims: [rows, k], dataType: a.dataType),
                 weights: MemoryDescriptor(dims: [k, n], dataType: .s8, tag: .any),
                 bias: bias == nil ? nil : MemoryDescriptor(dims: [1, n], dataType: .f32),
                 dst: MemoryDescriptor(dims: [rows, n], dataType: yq?.dataType ?? .f32), attributes: attr, engine: l.engine)
+        }
+        let pd: PrimitiveDescriptor
+        switch made {
+        case .success(let d): pd = d
+        case .failure(let reason): return try fp32Fallback(node, l, reason: reason)
+        }
+        var aSlot = try l.plain(aInput)
+        if shiftToU8 {
+            let u = l.newSlot(node.inputs[0] + ".u8", shape: aShape, try l.descriptor(dims: aShape, .u8))
+            let attr = try l.wrap { () throws(DNNLError) in
+                let at = try PrimitiveAttributes()
+                try at.setZeroPoints([128], for: .dst)
+                return at
+            }
+            try l.reorder(from: aSlot, to: u, attributes: attr, label: "\(l.where_()) s8 -> u8")
+            aSlot = u
         }
         let aView = l.alias(of: aSlot, name: node.inputs[0] + ".2d", shape: [rows, k], pd.src)
         var args: [(ExecArg, Int)] = [(.src, aView), (.weights, weightsSlot(l, node.inputs[1], bq, plainDims: [k, n], into: pd.weights))]
@@ -240,24 +284,113 @@ enum Int8Kernels {
         guard l.slots[a].shape == out else { throw l.fail(.shapeMismatch, "INT8 \(node.opType) where both operands broadcast") }
         let md0 = l.descriptor(a)
         let dims1 = Broadcast.padded(l.slots[b].shape, to: out.count)
-        if dims1 == out {
-            b = try l.converted(b, to: try l.wrap { () throws(DNNLError) in try md0.with(dataType: sb.dataType) })
-        } else {
-            let p = try l.plain(b)
-            b = l.alias(of: p, name: node.inputs[1] + ".nd", shape: dims1, try l.descriptor(dims: dims1, sb.dataType))
-        }
+        // src1 in src0's layout when it has the full shape, else plain (broadcast).
+        let md1 =
+            dims1 == out
+            ? try l.wrap { () throws(DNNLError) in try md0.with(dataType: sb.dataType) } : try l.descriptor(dims: dims1, sb.dataType)
         let toDst: Float = yq.map { 1 / $0.scale } ?? 1
         let s0 = sa.scale * toDst, s1 = alg == .add ? sb.scale * toDst : sb.scale
         let dstMD = try l.wrap { () throws(DNNLError) in try md0.with(dataType: yq?.dataType ?? .f32) }
-        let pd = try l.wrap { () throws(DNNLError) in
+        let made = try int8Descriptor(node, l) { () throws(DNNLError) in
             let attr = try PrimitiveAttributes()
             try attr.setScales([s0], for: .src)
             try attr.setScales([s1], for: .src1)
-            return try PrimitiveDescriptor.binary(alg, src0: md0, src1: l.descriptor(b), dst: dstMD, attributes: attr, engine: l.engine)
+            return try PrimitiveDescriptor.binary(alg, src0: md0, src1: md1, dst: dstMD, attributes: attr, engine: l.engine)
+        }
+        let pd: PrimitiveDescriptor
+        switch made {
+        case .success(let d): pd = d
+        case .failure(let reason): return try fp32Fallback(node, l, reason: reason)
+        }
+        if dims1 == out {
+            b = try l.converted(b, to: md1)
+        } else {
+            b = l.alias(of: try l.plain(b), name: node.inputs[1] + ".nd", shape: dims1, md1)
         }
         let dst = l.newSlot(node.outputs[0], shape: out, dstMD)
         try l.emit(pd, [(.src, a), (.src1, b), (.dst, dst)], label: "\(l.where_()) int8 binary \(alg)")
         l.note("\(pd.implementation) binary \(alg) \(sa.type),\(sb.type)->\(yq?.type.rawValue ?? "f32")", .int8)
         l.define(node.outputs[0], .slot(dst))
+    }
+}
+
+extension Int8Kernels {
+    /// How the report's first step of a node lowered by `fp32Fallback` begins.
+    static let fallbackNote = "FP32 fallback: "
+
+    /// Lowers an INT8 node in FP32 when oneDNN has no INT8 implementation for it (`reason`, an
+    /// `unimplemented` answer), with the QDQ semantics the node stands for:
+    /// `y_q = Q(f(op(DQ(x_q), DQ(w_q)) + b + DQ(z_q)))` for QConv / QMatMul, `Q(DQ(a_q) op DQ(b_q))`
+    /// for QAdd / QMul. The int8 sources and residual are dequantized by reorders, the s8
+    /// weights are dequantized at plan time (`w = sw[oc] * w_q`), the FP32 kernel runs with the
+    /// same post-op chain, and the result is quantized when the node writes int8 (`int8.dst`).
+    /// Every step of the node is reported as FP32, the first with `"FP32 fallback: <reason>"`.
+    static func fp32Fallback(_ node: Node, _ l: Lowering, reason: DNNLError) throws {
+        let q = try operands(node, l)
+        let out = node.outputs[0]
+        let firstNote = l.notes.count
+        l.note(fallbackNote + "\(reason)", .fp32)
+
+        /// A run-time f32 copy of int8 input `name` with parameters `p` (an f32 input as is).
+        func dequantized(_ name: String, _ p: QuantParams?) throws(GraphError) -> String {
+            let s = try l.slot(name)
+            let type = l.descriptor(s).dataType
+            if type == .f32 { return name }
+            guard let p, type == p.dataType else {
+                throw l.fail(.runtime, "input '\(name)' is \(type), expected \(p?.type.rawValue ?? "f32")")
+            }
+            let f32 = "\(name).dequantized.\(out)"
+            l.define(f32, .slot(try QuantizeKernels.dequantize(s, p, name: f32, l)))
+            return f32
+        }
+
+        var fp = node
+        fp.fused = FusedNode(chain: node.postOps, int8: nil)
+        let result = q.dst == nil ? out : out + ".fp32"
+        fp.outputs = [result] + node.outputs.dropFirst()
+        switch node.opType {
+        case "QConv", "QMatMul":
+            let isConv = node.opType == "QConv"
+            guard let w = l.constant(node.input(1)), w.elementType == .s8 || w.elementType == .u8, let wName = node.input(1) else {
+                throw l.fail(.unsupportedAttribute, "INT8 weights must be a constant s8 tensor")
+            }
+            guard (isConv && w.shape.count >= 3) || (!isConv && w.shape.count == 2) else {
+                throw l.fail(.shapeMismatch, "weights \(w.shape) do not fit \(node.opType)")
+            }
+            // Output channels: Conv OIHW axis 0, MatMul [K, N] axis 1.
+            let channels = isConv ? w.shape[0] : w.shape[1]
+            guard let scales = q.weights?.perChannel(channels) else {
+                throw l.fail(.unsupportedAttribute, "INT8 weights need 1 or \(channels) scales")
+            }
+            let per = w.shape.dropFirst().reduce(1, *)
+            let values = w.floatValues().enumerated().map { i, v in v * scales[isConv ? i / per : i % channels] }
+            let wf32 = "\(wName).dequantized.\(out)"
+            l.define(wf32, .constant(Tensor(shape: w.shape, scalars: values)))
+            var inputs = [try dequantized(node.inputs[0], q.src), wf32, node.input(2) ?? ""]
+            if node.postOps.hasSum, let z = node.input(3) { inputs.append(try dequantized(z, q.residual)) }
+            fp.inputs = inputs
+            fp.opType = isConv ? "FusedConv" : "FusedMatMul"
+            if isConv {
+                try ConvolutionKernels.convolution(fp, l, transposed: false)
+            } else {
+                try MatMulKernels.matmul(fp, l)
+            }
+        case "QAdd", "QMul":
+            fp.inputs = [try dequantized(node.inputs[0], q.src), try dequantized(node.inputs[1], q.src1)]
+            fp.opType = node.opType == "QAdd" ? "Add" : "Mul"
+            fp.domain = ""
+            fp.fused = nil
+            try BinaryKernels.binary(fp, l)
+        default:
+            throw l.fail(.unsupportedOperator, "no FP32 fallback for \(node.opType)")
+        }
+        if let yq = q.dst {
+            l.define(out, .slot(try QuantizeKernels.quantize(try l.slot(result), yq, name: out, l)))
+        }
+        // The node runs in FP32: its reorders to and from int8 are part of that.
+        for i in firstNote..<l.notes.count where l.notes[i].precision != .fp32 {
+            let n = l.notes[i]
+            l.notes[i] = NodeExecution(node: n.node, detail: n.detail, precision: .fp32)
+        }
     }
 }

@@ -59,7 +59,11 @@ public final class InferenceSession: @unchecked Sendable {
         if options.optimize { try manager.run(Pipelines.engine(opset: model.opsetVersion), on: &g) }
         graph = g
         passReports = manager.reports
-        do { stream = try DNNL.Stream() } catch { throw GraphError(.runtime, "\(error)") }
+        do {
+            stream = try DNNL.Stream(engine: Engine.shared())
+        } catch {
+            throw GraphError(.runtime, "\(model.source): oneDNN cannot run here: \(error)", dnnlError: error)
+        }
     }
 
     /// `"int8"` when some node runs on INT8 kernels, else `"fp32"`.
@@ -122,7 +126,8 @@ public final class InferenceSession: @unchecked Sendable {
 
     /// Compiles a plan for the shapes (and element types) of `inputs`.
     func compile(shapes inputs: [String: Tensor]) throws(GraphError) -> Plan {
-        let l = Lowering(graph: graph, opset: model.opsetVersion, engine: .cpu)
+        // The stream's engine: `Engine.shared()`, which succeeded when the session was made.
+        let l = Lowering(graph: graph, opset: model.opsetVersion, engine: stream.engine)
         for (name, t) in graph.initializers { l.define(name, .constant(t)) }
         var inputSlots: [String: Int] = [:]
         for info in graph.inputs {
@@ -198,4 +203,10 @@ public final class InferenceSession: @unchecked Sendable {
             }
         }
     }
+}
+
+extension NodeExecution {
+    /// True for the step that records an INT8 node running in FP32 because oneDNN has no INT8
+    /// kernel for it: `detail` is `"FP32 fallback: "` and oneDNN's answer (call, status, shapes).
+    public var isFP32Fallback: Bool { precision == .fp32 && detail.hasPrefix(Int8Kernels.fallbackNote) }
 }
