@@ -63,8 +63,14 @@ public struct CalibrationReader: Sequence, Sendable {
     public var underestimatedCount: Int { files.count }
 
     /// Reads sample `index` (0-based, in ``files`` order), keyed by input name.
+    /// - Throws: ``CalibrationError`` naming the file (see ``read(_:inputNames:)``), or the
+    ///   folder when `index` is not in `0..<count`.
     public func sample(at index: Int) throws(CalibrationError) -> [String: Tensor] {
-        try Self.read(files[index], inputNames: inputNames)
+        guard files.indices.contains(index) else {
+            let folder = files.first?.deletingLastPathComponent().path ?? "calibration folder"
+            throw CalibrationError(file: folder, message: "no sample \(index): there are \(files.count) (0..<\(files.count))")
+        }
+        return try Self.read(files[index], inputNames: inputNames)
     }
 
     /// Reads one sample file, keyed by input name.
@@ -116,21 +122,27 @@ public struct CalibrationReader: Sequence, Sendable {
 
     /// Reads the samples one at a time.
     ///
-    /// Every file was read successfully when the reader was created; if one has since become
-    /// unreadable, iteration stops with a precondition failure naming it (use
-    /// ``sample(at:)`` to handle that as an error).
+    /// Every file was read successfully when the reader was created; one that has since become
+    /// unreadable is skipped with a warning on standard error naming it, and recorded in
+    /// ``skipped`` (use ``sample(at:)``, or `PostTrainingQuantizer.quantize(_:describe:next:)`
+    /// with it, to handle that as an error instead).
     public struct Iterator: IteratorProtocol {
         let reader: CalibrationReader
         var index = 0
+        /// The samples skipped so far because they could no longer be read.
+        public private(set) var skipped: [CalibrationError] = []
 
         public mutating func next() -> [String: Tensor]? {
-            guard index < reader.files.count else { return nil }
-            defer { index += 1 }
-            do {
-                return try reader.sample(at: index)
-            } catch {
-                preconditionFailure("calibration sample changed after it was checked: \(error)")
+            while index < reader.files.count {
+                defer { index += 1 }
+                do {
+                    return try reader.sample(at: index)
+                } catch {
+                    skipped.append(error)
+                    FileHandle.standardError.write(Data("warning: \(error) (changed after it was checked; sample skipped)\n".utf8))
+                }
             }
+            return nil
         }
     }
 }

@@ -28,24 +28,40 @@ public struct CalibrationTable: Sendable, Codable, Equatable {
         self.ranges = ranges
     }
 
-    /// The table as pretty-printed JSON with sorted keys.
+    /// The table as pretty-printed JSON with sorted keys. Non-finite values (which
+    /// ``TensorObserver`` never gives, but a caller's table may hold) are written as the
+    /// strings `"nan"`, `"inf"` and `"-inf"`, which ``init(jsonData:source:)`` rejects.
     public func jsonData() -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         do {
             return try encoder.encode(self)
         } catch {
-            // Only non-finite floats fail to encode; ranges from TensorObserver are finite.
-            preconditionFailure("calibration table cannot be encoded: \(error)")
+            // Not reached: with non-finite floats written as strings, strings, integers and
+            // finite floats are all the table holds, and JSONEncoder encodes those.
+            return Data("{}".utf8)
         }
+    }
+
+    /// The first range that is not finite with `min <= max`, as an error naming `source`.
+    func invalidRange(source: String) -> CalibrationError? {
+        for (name, range) in ranges.sorted(by: { $0.key < $1.key }) {
+            guard range.min.isFinite, range.max.isFinite, range.min <= range.max else {
+                return CalibrationError(
+                    file: source, message: "invalid calibration table: range of '\(name)' is \(range): it must be finite with min <= max")
+            }
+        }
+        return nil
     }
 
     /// Writes ``jsonData()`` to `url` atomically: to a temporary file in the same folder, which
     /// then replaces `url`. On error `url` is unchanged and no temporary file is left.
     ///
-    /// - Precondition: every range is finite (JSON has no NaN or infinity).
-    /// - Throws: ``CalibrationError`` naming `url` if the folder does not exist or is not writable.
+    /// - Throws: ``CalibrationError`` naming `url` if a range is not finite with `min <= max`
+    ///   (nothing is written then), or the folder does not exist or is not writable.
     public func write(to url: URL) throws(CalibrationError) {
+        if let bad = invalidRange(source: url.path) { throw bad }
         let data = jsonData()
         do {
             try TensorFile.writeAtomically(to: url) { try data.write(to: $0) }
@@ -83,11 +99,7 @@ public struct CalibrationTable: Sendable, Codable, Equatable {
             throw fail("\(error)")
         }
         guard sampleCount >= 0 else { throw fail("negative sampleCount \(sampleCount)") }
-        for (name, range) in ranges.sorted(by: { $0.key < $1.key }) {
-            guard range.min.isFinite, range.max.isFinite, range.min <= range.max else {
-                throw fail("range of '\(name)' is \(range): it must be finite with min <= max")
-            }
-        }
+        if let bad = invalidRange(source: source) { throw bad }
     }
 
     private static func describe(_ error: DecodingError) -> String {
@@ -164,8 +176,8 @@ public struct Calibrator: Sendable {
                 skipped[name] = tensor.elementType
                 continue
             }
-            observers[name]!.observe(tensor)
-            observations[name]! += 1
+            observers[name]?.observe(tensor)
+            observations[name, default: 0] += 1
         }
     }
 
@@ -175,7 +187,7 @@ public struct Calibrator: Sendable {
     /// non-negative too.
     public func table(method: CalibrationMethod, unsigned: Set<String>) -> CalibrationTable {
         var ranges: [String: TensorRange] = [:]
-        for (name, observer) in observers where observations[name]! > 0 {
+        for (name, observer) in observers where observations[name, default: 0] > 0 {
             ranges[name] = observer.range(method, unsigned: unsigned.contains(name))
         }
         return CalibrationTable(method: method, sampleCount: sampleCount, ranges: ranges)
@@ -186,14 +198,13 @@ public struct Calibrator: Sendable {
     /// (which were ignored).
     public var warnings: [String] {
         var result: [String] = []
-        for name in observers.keys.sorted() {
-            let observer = observers[name]!
+        for (name, observer) in observers.sorted(by: { $0.key < $1.key }) {
             if let type = skipped[name] {
                 result.append("tensor '\(name)' is \(type), not f32: not calibrated")
-            } else if observations[name]! == 0 {
+            } else if observations[name, default: 0] == 0 {
                 result.append("tensor '\(name)' was never observed")
             }
-            if observations[name]! > 0, observer.count == 0 {
+            if observations[name, default: 0] > 0, observer.count == 0 {
                 result.append("tensor '\(name)' had no finite values: its range is a placeholder")
             }
             if observer.nonFiniteCount > 0 {

@@ -70,11 +70,13 @@ public struct TensorObserver: Sendable {
     /// The largest finite `|x|` observed (0 before any).
     public var absMax: Float { count == 0 ? 0 : Swift.max(-min, max) }
 
-    /// Adds the values of an f32 tensor.
-    ///
-    /// - Precondition: `t.elementType == .f32`.
+    /// Adds the values of a tensor: f32 as they are, other element types converted to `Float`
+    /// (``Calibrator`` skips them instead and warns).
     public mutating func observe(_ t: Tensor) {
-        precondition(t.elementType == .f32, "TensorObserver observes f32 tensors, not \(t.elementType)")
+        guard t.elementType == .f32 else {
+            t.floatValues().withUnsafeBufferPointer { observe($0) }
+            return
+        }
         t.withUnsafeBytes { raw in
             raw.withMemoryRebound(to: Float.self) { observe($0) }
         }
@@ -102,9 +104,9 @@ public struct TensorObserver: Sendable {
             histogram[0] += finite
             return
         }
-        cover(largest)
+        let exponent = cover(largest)
         // |x| · 2^-e is exact in Double, so the bin of a value never depends on the batching.
-        let inverseWidth = Double(sign: .plus, exponent: -binExponent!, significand: 1)
+        let inverseWidth = Double(sign: .plus, exponent: -exponent, significand: 1)
         let last = Self.binCount - 1
         histogram.withUnsafeMutableBufferPointer { bins in
             for v in values where v.isFinite {
@@ -114,14 +116,15 @@ public struct TensorObserver: Sendable {
     }
 
     /// Grows ``binWidth`` until `[0, binCount · binWidth)` contains `largest` (> 0).
-    private mutating func cover(_ largest: Float) {
+    /// - Returns: the bin exponent now in use.
+    private mutating func cover(_ largest: Float) -> Int {
         // largest = m · 2^E with 1 <= m < 2, so largest < 2^(E+1) = binCount · 2^(E-10).
         let needed = Double(largest).exponent - 10
         guard let current = binExponent else {
             binExponent = needed
-            return
+            return needed
         }
-        guard needed > current else { return }
+        guard needed > current else { return current }
         let shift = needed - current
         var merged = [Int](repeating: 0, count: Self.binCount)
         for (k, n) in histogram.enumerated() where n != 0 {
@@ -129,6 +132,7 @@ public struct TensorObserver: Sendable {
         }
         histogram = merged
         binExponent = needed
+        return needed
     }
 
     // MARK: Ranges
