@@ -223,4 +223,179 @@ final class ErrorFallbackTests: XCTestCase {
         XCTAssertEqual(GraphError(runtime: "step", GraphError(.runtime, "inner", dnnlError: b)).dnnlError, b)
         XCTAssertNil(GraphError(runtime: "step", CocoaError(.fileNoSuchFile)).dnnlError)
     }
+
+    // MARK: - data from files, flags and callers throw instead of trapping
+
+    /// Malformed nodes whose evaluation or lowering used to trap (a missing input read with
+    /// `!`, an index out of range, an overflow, a NaN converted to `Int`) throw a `GraphError`
+    /// naming the node.
+    func testMalformedNodesThrowInsteadOfTrapping() throws {
+        let xs = [1, 2, 4, 4]
+        let x = K.random(xs, seed: 710)
+        func f32s(_ shape: [Int], _ v: [Float]) -> Tensor { K.floats(shape, v) }
+        func graph(_ nodes: [Node], _ initializers: [String: Tensor], output: String = "y") -> Graph {
+            Graph(
+                nodes: nodes, inputs: [K.f32("x", xs)], outputs: [ValueInfo(name: output, elementType: .f32, shape: nil)], initializers: initializers)
+        }
+        func node(_ op: String, _ inputs: [String], _ attributes: [String: AttributeValue] = [:], out: String = "y") -> Node {
+            Node(name: op.lowercased(), opType: op, inputs: inputs, outputs: [out], attributes: attributes)
+        }
+        let w = K.random([2, 3, 3, 3], seed: 711)
+        let cases: [(String, Graph, String)] = [
+            // Constant folding evaluates an Add with one input (it used to read x[1]!).
+            ("Add with one input", graph([node("Add", ["c"], out: "a"), node("Add", ["x", "a"])], ["c": f32s([1], [1])]), "needs"),
+            ("Max with one input", graph([node("Max", ["x"])], [:]), "needs at least 2"),
+            (
+                "Unsqueeze repeating an axis",
+                graph(
+                    [node("Unsqueeze", ["c", "axes"], out: "u"), node("Add", ["x", "u"])], ["c": f32s([4], [1, 2, 3, 4]), "axes": K.i64([0, 0])]),
+                "repeat"
+            ),
+            (
+                "ConstantOfShape of a negative shape",
+                graph([node("ConstantOfShape", ["s"], out: "c"), node("Add", ["x", "c"])], ["s": K.i64([-3, 4])]), "negative or too large"
+            ),
+            (
+                "ConstantOfShape of an overflowing shape",
+                graph([node("ConstantOfShape", ["s"], out: "c"), node("Add", ["x", "c"])], ["s": K.i64([1 << 40, 1 << 40])]), "too large"
+            ),
+            (
+                "Range to infinity",
+                graph(
+                    [node("Range", ["a", "b", "d"], out: "r"), node("Add", ["x", "r"])],
+                    ["a": K.scalar(0), "b": K.scalar(.infinity), "d": K.scalar(1)]), "too many"
+            ),
+            (
+                "Range of NaN",
+                graph(
+                    [node("Range", ["a", "b", "d"], out: "r"), node("Add", ["x", "r"])], ["a": K.scalar(.nan), "b": K.scalar(4), "d": K.scalar(1)]),
+                "too many"
+            ),
+            (
+                "Slice with mismatched counts",
+                graph(
+                    [node("Slice", ["c", "st", "en"], out: "s"), node("Add", ["x", "s"])],
+                    ["c": f32s([2, 4], [1, 2, 3, 4, 5, 6, 7, 8]), "st": K.i64([0, 0]), "en": K.i64([1])]), "differ in count"
+            ),
+            (
+                "Concat of scalars", graph([node("Concat", ["c", "c"], ["axis": .int(0)], out: "s"), node("Add", ["x", "s"])], ["c": K.scalar(1)]),
+                "scalars"
+            ),
+            (
+                "Concat of mismatched shapes",
+                graph(
+                    [node("Concat", ["c", "d"], ["axis": .int(0)], out: "s"), node("Add", ["x", "s"])],
+                    ["c": f32s([1, 2], [1, 2]), "d": f32s([1, 3], [1, 2, 3])]), "concat of shapes"
+            ),
+            (
+                "Gather of a scalar", graph([node("Gather", ["c", "i"], out: "g"), node("Add", ["x", "g"])], ["c": K.scalar(1), "i": K.i64([0])]),
+                "scalar"
+            ),
+            (
+                "Expand to a negative shape",
+                graph([node("Expand", ["c", "s"], out: "e"), node("Add", ["x", "e"])], ["c": f32s([1], [1]), "s": K.i64([-1, 4])]), "cannot expand"
+            ),
+            (
+                "Tile overflowing",
+                graph([node("Tile", ["c", "r"], out: "t"), node("Add", ["x", "t"])], ["c": f32s([2], [1, 2]), "r": K.i64([Int.max])]), "overflow"
+            ),
+            ("Pad by a huge amount", graph([node("Pad", ["x", "p"])], ["p": K.i64([0, 0, 0, 0, 0, 0, 0, Int.max])]), "pads"),
+            ("Resize by an infinite scale", graph([node("Resize", ["x", "", "sc"])], ["sc": f32s([4], [1, 1, .infinity, 2])]), "too large"),
+            (
+                "QuantizeLinear with two zero points for one scale",
+                graph(
+                    [node("QuantizeLinear", ["x", "s", "z"], out: "q"), node("DequantizeLinear", ["q", "s", "z"])],
+                    ["s": K.scalar(0.1), "z": K.u8([2], [0, 1])]), "zero points"
+            ),
+            (
+                "ConvTranspose with a short output_shape", graph([node("ConvTranspose", ["x", "w"], ["output_shape": .ints([9])])], ["w": w]),
+                "output_shape"
+            ),
+            (
+                "Conv with an enormous stride",
+                graph([node("Conv", ["x", "w2"], ["strides": .ints([Int.max, 1])])], ["w2": K.random([3, 2, 3, 3], seed: 712)]), "at most"
+            ),
+            ("Gemm of a 4-D A with transA", graph([node("Gemm", ["x", "b"], ["transA": .int(1)])], ["b": K.random([4, 2], seed: 713)]), "2-D A"),
+            (
+                "LSTM of a scalar R",
+                graph(
+                    [node("LSTM", ["x3", "wl", "rl"])],
+                    ["x3": K.random([2, 1, 3], seed: 714), "wl": K.random([1, 8, 3], seed: 715), "rl": K.scalar(1)]), "hidden_size"
+            ),
+        ]
+        for (what, g, mentions) in cases {
+            for optimize in [false, true] {
+                do {
+                    _ = try K.session(g, optimize: optimize).run(["x": x])
+                    XCTFail("\(what) (optimize \(optimize)): expected a GraphError")
+                } catch let e as GraphError {
+                    XCTAssertTrue(e.message.contains(mentions), "\(what) (optimize \(optimize)): '\(mentions)' missing from: \(e)")
+                } catch {
+                    XCTFail("\(what): unexpected \(error)")
+                }
+            }
+        }
+    }
+
+    /// Integer conversions of model data saturate (NaN gives 0) instead of trapping: a Cast of
+    /// non-finite floats to INT32 folds at plan time.
+    func testCastOfNonFiniteFloatsSaturates() throws {
+        let c = K.floats([5], [.nan, .infinity, -.infinity, 3e30, -2.7])
+        XCTAssertEqual(c.intValues(), [0, Int.max, Int.min, Int.max, -2])
+        let g = Graph(
+            nodes: [Node(name: "cast", opType: "Cast", inputs: ["c"], outputs: ["y"], attributes: ["to": .int(6)])],
+            inputs: [K.f32("x", [1])], outputs: [ValueInfo(name: "y", elementType: .s32, shape: nil)], initializers: ["c": c])
+        let y = try XCTUnwrap(K.run(g, ["x": K.floats([1], [0])])["y"])
+        XCTAssertEqual(y.elementType, .s32)
+        XCTAssertEqual(y.intValues(), [0, Int(Int32.max), Int(Int32.min), Int(Int32.max), -2])
+    }
+
+    /// A calibration file that disappears after the reader checked it is skipped with a
+    /// warning when iterating, and an error from `sample(at:)`; an index out of range is an
+    /// error naming the folder.
+    func testCalibrationReaderSkipsAFileThatChangedAndChecksIndices() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("errfallback-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for i in 0..<3 { try K.floats([2], [Float(i), 1]).writeNPY(to: folder.appendingPathComponent("\(i).npy")) }
+        let reader = try CalibrationReader(directory: folder, inputNames: ["x"])
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("1.npy"))
+        var it = reader.makeIterator()
+        var seen: [Float] = []
+        while let s = it.next() { seen.append(s["x"]?.floatValues().first ?? -1) }
+        XCTAssertEqual(seen, [0, 2])
+        XCTAssertEqual(it.skipped.count, 1)
+        XCTAssertTrue(it.skipped.first?.file.hasSuffix("1.npy") ?? false, "\(it.skipped)")
+        XCTAssertThrowsError(try reader.sample(at: 1))
+        do {
+            _ = try reader.sample(at: 3)
+            XCTFail("index 3 of 3 samples")
+        } catch {
+            XCTAssertTrue(error.message.contains("no sample 3"), "\(error)")
+        }
+        XCTAssertThrowsError(try reader.sample(at: -1))
+    }
+
+    /// A caller's table with a NaN range encodes (as a string the decoder rejects) and is
+    /// refused by `write(to:)` with an error naming the tensor; observers take any element type.
+    func testCalibrationTableWithANaNRangeThrows() throws {
+        let table = CalibrationTable(
+            method: .minMax, sampleCount: 1, ranges: ["t": TensorRange(min: .nan, max: 1), "u": TensorRange(min: 0, max: 2)])
+        let data = table.jsonData()
+        XCTAssertThrowsError(try CalibrationTable(jsonData: data))
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("errfallback-\(UUID().uuidString).json")
+        do {
+            try table.write(to: url)
+            XCTFail("a NaN range must not be written")
+        } catch {
+            XCTAssertTrue(error.message.contains("'t'"), "\(error)")
+            XCTAssertEqual(error.file, url.path)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: url.path))
+
+        var observer = TensorObserver()
+        observer.observe(K.u8([4], [0, 3, 200, 7]))
+        XCTAssertEqual(observer.count, 4)
+        XCTAssertEqual(observer.max, 200)
+    }
 }

@@ -1,7 +1,9 @@
 /// NumPy/ONNX multidirectional broadcasting of shapes (ONNX doc: Broadcasting.md).
 enum Broadcast {
-    /// The broadcast shape of `a` and `b`, or nil when they do not broadcast.
+    /// The broadcast shape of `a` and `b`, or nil when they do not broadcast (or a dim is
+    /// negative).
     static func shape(_ a: [Int], _ b: [Int]) -> [Int]? {
+        guard !a.contains(where: { $0 < 0 }), !b.contains(where: { $0 < 0 }) else { return nil }
         let r = max(a.count, b.count)
         let pa = [Int](repeating: 1, count: r - a.count) + a
         let pb = [Int](repeating: 1, count: r - b.count) + b

@@ -46,7 +46,7 @@ enum ConstantEvaluation {
         binaries["Or"] = { ($0 != 0 || $1 != 0) ? 1 : 0 }
         let comparisons: Set<String> = ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or"]
         for (name, f) in binaries {
-            e[name] = { node, x, _ in
+            e[name] = checked(name, needs: 2) { node, x, _ in
                 [try binary(node, x[0]!, x[1]!, f, boolResult: comparisons.contains(name))]
             }
         }
@@ -73,8 +73,37 @@ enum ConstantEvaluation {
                 ]
             }
         }
-        return e
+        // Every evaluator reads the inputs its operator needs with `x[i]!`: check them first.
+        return Dictionary(uniqueKeysWithValues: e.map { name, f in (name, checked(name, needs: KernelRegistry.minimumInputs[name] ?? 1, f)) })
     }()
+
+    /// `f`, after checking that inputs `0..<needs` are present (constants), which makes the
+    /// evaluators' `x[i]!` for those inputs safe whatever a model's node holds.
+    static func checked(_ name: String, needs: Int, _ f: @escaping Evaluator) -> Evaluator {
+        { node, x, opset in
+            guard x.count >= needs, x.prefix(needs).allSatisfy({ $0 != nil }) else {
+                throw GraphError(.invalidModel, "node \(node.label): \(name) needs \(needs) input(s), it has \(x.compactMap { $0 }.count)")
+            }
+            return try f(node, x, opset)
+        }
+    }
+
+    /// The most elements a tensor computed at plan time may have (`2^28`: 2 GiB as Double).
+    static let elementLimit = 1 << 28
+
+    /// The element count of a shape computed from a model's data, checked: dims >= 0, no
+    /// overflow, at most ``elementLimit``.
+    static func checkedCount(_ shape: [Int], _ node: Node) throws(GraphError) -> Int {
+        var total = 1
+        for d in shape {
+            let (p, overflow) = total.multipliedReportingOverflow(by: d)
+            guard d >= 0, !overflow, p <= elementLimit else {
+                throw GraphError(.shapeMismatch, "node \(node.label): shape \(shape) is negative or too large (at most \(elementLimit) elements)")
+            }
+            total = p
+        }
+        return total
+    }
 
     // MARK: helpers
 
@@ -132,11 +161,13 @@ enum ConstantEvaluation {
 
     static func gather(_ node: Node, _ x: [Tensor?], _ opset: Int) throws(GraphError) -> [Tensor] {
         let data = x[0]!, idx = x[1]!
+        guard !data.shape.isEmpty else { throw fail(node, "Gather of a scalar") }
         let ax = try axis(node.int("axis") ?? 0, rank: data.shape.count, node)
         let outer = data.shape[..<ax].reduce(1, *), n = data.shape[ax]
         let inner = data.shape[(ax + 1)...].reduce(1, *)
         let indices = idx.intValues().map { $0 < 0 ? $0 + n : $0 }
         guard indices.allSatisfy({ $0 >= 0 && $0 < n }) else { throw fail(node, "index out of range 0..<\(n)") }
+        _ = try checkedCount(Array(data.shape[..<ax]) + idx.shape + Array(data.shape[(ax + 1)...]), node)
         let v = data.doubleValues()
         var out: [Double] = []
         out.reserveCapacity(outer * indices.count * inner)
@@ -149,12 +180,17 @@ enum ConstantEvaluation {
         let parts = x.compactMap { $0 }
         guard let firstPart = parts.first else { throw fail(node, "no inputs") }
         let rank = firstPart.shape.count
+        guard rank > 0 else { throw fail(node, "Concat of scalars") }
         let ax = try axis(node.int("axis") ?? 0, rank: rank, node)
         let outer = firstPart.shape[..<ax].reduce(1, *)
         var out: [Double] = []
         var total = 0
         for p in parts {
-            guard p.shape.count == rank else { throw GraphError(.shapeMismatch, "node \(node.label): concat of ranks \(parts.map(\.shape))") }
+            var others = p.shape, firstOthers = firstPart.shape
+            if p.shape.count == rank { others[ax] = 0; firstOthers[ax] = 0 }
+            guard p.shape.count == rank, others == firstOthers else {
+                throw GraphError(.shapeMismatch, "node \(node.label): concat of shapes \(parts.map(\.shape)) along axis \(ax)")
+            }
             total += p.shape[ax]
         }
         let values = parts.map { $0.doubleValues() }
@@ -180,8 +216,10 @@ enum ConstantEvaluation {
         let r = shape.count + axes.count
         var normalized: [Int] = []
         for a in axes { normalized.append(try axis(a, rank: r, node)) }
+        guard Set(normalized).count == normalized.count else { throw fail(node, "axes \(axes) repeat an axis") }
         var out: [Int] = []
         var it = shape.makeIterator()
+        // r - axes.count == shape.count dims are not inserted axes (the axes are distinct).
         for i in 0..<r { out.append(normalized.contains(i) ? 1 : it.next()!) }
         return out
     }
@@ -239,19 +277,24 @@ enum ConstantEvaluation {
 
     static func constantOfShape(_ node: Node, _ x: [Tensor?], _ opset: Int) throws(GraphError) -> [Tensor] {
         let shape = x[0]!.intValues()
+        let count = try checkedCount(shape, node)
         let value = node.tensor("value") ?? Tensor(shape: [1], scalars: [Float(0)])
         let v = value.doubleValues().first ?? 0
         return [
             Tensor(
-                shape: shape, values: [Double](repeating: v, count: shape.reduce(1, *)),
+                shape: shape, values: [Double](repeating: v, count: count),
                 elementType: value.elementType)
         ]
     }
 
     static func range(_ node: Node, _ x: [Tensor?], _ opset: Int) throws(GraphError) -> [Tensor] {
-        let s = x[0]!.doubleValues()[0], l = x[1]!.doubleValues()[0], d = x[2]!.doubleValues()[0]
+        guard let s = x[0]!.doubleValues().first, let l = x[1]!.doubleValues().first, let d = x[2]!.doubleValues().first else {
+            throw fail(node, "Range needs scalar start, limit and delta")
+        }
         guard d != 0 else { throw fail(node, "Range with delta 0") }
-        let n = max(Int(((l - s) / d).rounded(.up)), 0)
+        let steps = ((l - s) / d).rounded(.up)
+        guard steps.isFinite, steps <= Double(elementLimit) else { throw fail(node, "Range(\(s), \(l), \(d)) has too many elements") }
+        let n = max(Int(steps), 0)
         return [Tensor(shape: [n], values: (0..<n).map { s + Double($0) * d }, elementType: x[0]!.elementType)]
     }
 
@@ -263,6 +306,7 @@ enum ConstantEvaluation {
         guard let shape = Broadcast.shape(a.shape, b.shape) else {
             throw GraphError(.shapeMismatch, "node \(node.label): shapes \(a.shape) and \(b.shape) do not broadcast")
         }
+        _ = try checkedCount(shape, node)
         let av = a.doubleValues(), bv = b.doubleValues()
         let ia = Broadcast.indices(of: a.shape, in: shape), ib = Broadcast.indices(of: b.shape, in: shape)
         let integer = a.elementType != .f32
@@ -279,6 +323,7 @@ enum ConstantEvaluation {
         guard let s1 = Broadcast.shape(c.shape, a.shape), let shape = Broadcast.shape(s1, b.shape) else {
             throw GraphError(.shapeMismatch, "node \(node.label): Where shapes do not broadcast")
         }
+        _ = try checkedCount(shape, node)
         let cv = c.doubleValues(), av = a.doubleValues(), bv = b.doubleValues()
         let ic = Broadcast.indices(of: c.shape, in: shape), ia = Broadcast.indices(of: a.shape, in: shape)
         let ib = Broadcast.indices(of: b.shape, in: shape)
@@ -291,6 +336,7 @@ enum ConstantEvaluation {
         guard let shape = Broadcast.shape(t.shape, x[1]!.intValues()) else {
             throw GraphError(.shapeMismatch, "node \(node.label): cannot expand \(t.shape) to \(x[1]!.intValues())")
         }
+        _ = try checkedCount(shape, node)
         let v = t.doubleValues()
         return [
             Tensor(
@@ -302,7 +348,13 @@ enum ConstantEvaluation {
     static func tile(_ node: Node, _ x: [Tensor?], _ opset: Int) throws(GraphError) -> [Tensor] {
         let t = x[0]!, reps = x[1]!.intValues()
         guard reps.count == t.shape.count, reps.allSatisfy({ $0 >= 0 }) else { throw fail(node, "Tile repeats \(reps) for rank \(t.shape.count)") }
-        let shape = zip(t.shape, reps).map { $0 * $1 }
+        var shape: [Int] = []
+        for (d, r) in zip(t.shape, reps) {
+            let (p, overflow) = d.multipliedReportingOverflow(by: r)
+            guard !overflow else { throw fail(node, "Tile repeats \(reps) of \(t.shape) overflow") }
+            shape.append(p)
+        }
+        _ = try checkedCount(shape, node)
         let v = t.doubleValues(), s = Broadcast.strides(t.shape)
         var out = [Double](repeating: 0, count: shape.reduce(1, *))
         var coord = [Int](repeating: 0, count: shape.count)
@@ -350,10 +402,15 @@ enum ConstantEvaluation {
         var p = SliceParams(
             starts: [Int](repeating: 0, count: r), ends: shape,
             steps: [Int](repeating: 1, count: r), shape: shape)
-        for (i, a0) in (axes ?? Array(0..<starts.count)).enumerated() {
+        let sliceAxes = axes ?? Array(0..<starts.count)
+        guard ends.count == starts.count, sliceAxes.count == starts.count, (stepsIn?.count ?? starts.count) == starts.count else {
+            throw fail(node, "Slice starts \(starts), ends \(ends), axes \(sliceAxes) and steps \(stepsIn ?? []) differ in count")
+        }
+        guard r > 0 || sliceAxes.isEmpty else { throw fail(node, "Slice of a scalar") }
+        for (i, a0) in sliceAxes.enumerated() {
             let a = try axis(a0, rank: r, node)
             let step = stepsIn?[i] ?? 1
-            guard step != 0 else { throw fail(node, "Slice step 0") }
+            guard step != 0, step != Int.min else { throw fail(node, "Slice step \(step)") }
             let d = shape[a]
             var s = starts[i], e = ends[i]
             if s < 0 { s += d }
@@ -364,7 +421,8 @@ enum ConstantEvaluation {
                 s = min(max(s, -1), d - 1); e = min(max(e, -1), d - 1)
             }
             p.starts[a] = s; p.ends[a] = e; p.steps[a] = step
-            p.shape[a] = step > 0 ? max(0, (e - s + step - 1) / step) : max(0, (s - e - step - 1) / -step)
+            // ceil((e - s) / step) elements, without overflow for huge steps.
+            p.shape[a] = step > 0 ? (e > s ? (e - s - 1) / step + 1 : 0) : (s > e ? (s - e - 1) / -step + 1 : 0)
         }
         return p
     }

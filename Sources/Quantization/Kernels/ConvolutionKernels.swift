@@ -216,9 +216,18 @@ struct ConvGeometry {
             throw l.fail(.unsupportedAttribute, "\(name) \(v) needs \(n) values for \(sp) spatial dims")
         }
         guard strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }), kernel.allSatisfy({ $0 > 0 }),
-            (node.ints("pads") ?? []).allSatisfy({ $0 >= 0 })
+            (node.ints("pads") ?? []).allSatisfy({ $0 >= 0 }), outputPadding.allSatisfy({ $0 >= 0 })
         else {
             throw l.fail(.unsupportedAttribute, "strides, dilations and kernel_shape must be positive and pads non-negative")
+        }
+        // Bounded so that the output size arithmetic below cannot overflow.
+        let limit = 1 << 24
+        let attributeValues = strides + dilations + kernel + outputPadding + (node.ints("pads") ?? []) + (node.ints("output_shape") ?? [])
+        guard attributeValues.allSatisfy({ abs($0) <= limit }) else {
+            throw l.fail(.unsupportedAttribute, "kernel_shape, strides, dilations, pads and output sizes must be at most \(limit)")
+        }
+        if transposed, let os = node.ints("output_shape"), os.count < sp {
+            throw l.fail(.unsupportedAttribute, "output_shape \(os) needs \(sp) spatial sizes")
         }
         guard kernel == Array(wShape[2...]) else {
             throw l.fail(.shapeMismatch, "kernel_shape \(kernel) differs from the weights' \(Array(wShape[2...]))")

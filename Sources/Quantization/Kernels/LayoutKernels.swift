@@ -144,8 +144,11 @@ enum LayoutKernels {
         guard node.input(3) == nil else { throw l.fail(.unsupportedAttribute, "Pad with axes is not supported") }
         let mode = node.string("mode") ?? "constant"
         let value = node.float("value") ?? l.constant(node.input(2))?.floatValues().first ?? 0
-        guard pads.allSatisfy({ $0 >= 0 }) else { throw l.fail(.unsupportedAttribute, "negative pads \(pads)") }
+        guard pads.allSatisfy({ $0 >= 0 && $0 <= ConstantEvaluation.elementLimit }) else {
+            throw l.fail(.unsupportedAttribute, "pads \(pads) must be non-negative (at most \(ConstantEvaluation.elementLimit))")
+        }
         let out = (0..<r).map { shape[$0] + pads[$0] + pads[r + $0] }
+        _ = try ConstantEvaluation.checkedCount(out, node)
         if mode == "reflect" {
             for i in 0..<r where pads[i] >= max(shape[i], 1) || pads[r + i] >= max(shape[i], 1) {
                 throw l.fail(.unsupportedAttribute, "reflect pads \(pads) must be smaller than the input \(shape)")
@@ -183,9 +186,11 @@ enum LayoutKernels {
         guard node.inputs.dropFirst().allSatisfy({ $0.isEmpty || l.isConstant($0) }) else {
             throw l.fail(.unsupportedAttribute, "\(name) needs constant \(name == "Gather" ? "indices" : "repeats/shape")")
         }
+        guard let evaluate = ConstantEvaluation.evaluators[name] else { throw l.fail(.unsupportedOperator, "no index map for \(name)") }
         let mapped: Tensor
         do {
-            mapped = try ConstantEvaluation.evaluators[name]!(node, [ids] + others, 0)[0]
+            guard let first = try evaluate(node, [ids] + others, 0).first else { throw l.fail(.runtime, "\(name) gave no result") }
+            mapped = first
         } catch let e as GraphError { throw e } catch { throw GraphError(runtime: l.where_(), error) }
         let dst = try l.emitIndexCopy(name, from: s, to: node.outputs[0], shape: mapped.shape, index: mapped.intValues())
         l.note("Swift kernel (\(name))", .swift)
@@ -204,7 +209,7 @@ extension Lowering {
         let dataType = descriptor(src).dataType
         let dst = newSlot(name, shape: shape, try descriptor(dims: shape, dataType))
         let wide = dataType.size == 4
-        let fillBits = wide ? fill.bitPattern : UInt32(UInt8(truncatingIfNeeded: Int(fill)))
+        let fillBits = wide ? fill.bitPattern : UInt32(UInt8(truncatingIfNeeded: Int(saturating: Double(fill))))
         emitCustom("\(where_()) \(what)", slots: [src, dst]) { m in
             if wide {
                 let x = m[0].dataPointer.assumingMemoryBound(to: UInt32.self)

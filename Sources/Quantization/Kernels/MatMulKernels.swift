@@ -59,6 +59,9 @@ enum MatMulKernels {
             throw l.fail(.unsupportedAttribute, "Gemm needs constant 2-D B")
         }
         var a = node.inputs[0]
+        guard aShape.count == 2 || node.int("transA") != 1, !aShape.isEmpty else {
+            throw l.fail(.shapeMismatch, "Gemm needs a 2-D A, not \(aShape)")
+        }
         if node.int("transA") == 1 {
             let t = Node(
                 name: node.name + ".transA", opType: "Transpose", inputs: [a], outputs: [a + ".T"],
@@ -89,7 +92,9 @@ enum MatMulKernels {
 
     /// Emits the matmul; defines `output` with the broadcast output shape, returned.
     static func emit(_ o: Operands, output: String, _ l: Lowering) throws -> [Int] {
-        let k = o.aShape.last!, n = o.bShape.last!
+        guard let k = o.aShape.last, let n = o.bShape.last else {
+            throw l.fail(.shapeMismatch, "MatMul of \(o.aShape) and \(o.bShape)")
+        }
         var out: [Int]
         var srcDims: [Int], weiDims: [Int]
         if o.constantB != nil {

@@ -42,8 +42,11 @@ enum QuantizeKernels {
         let type = zpT?.elementType ?? .u8
         let scales = s.floatValues()
         let zps = zpT?.intValues() ?? [Int](repeating: 0, count: scales.count)
-        guard scales.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+        guard !scales.isEmpty, scales.allSatisfy({ $0 > 0 && $0.isFinite }) else {
             throw GraphError(.unsupportedAttribute, "node \(node.label): scales must be positive and finite")
+        }
+        guard zps.count == scales.count else {
+            throw GraphError(.unsupportedAttribute, "node \(node.label): \(zps.count) zero points for \(scales.count) scales")
         }
         return (scales, zps, type, scales.count > 1 ? (node.int("axis") ?? 1) : nil)
     }
@@ -51,7 +54,7 @@ enum QuantizeKernels {
     /// Plan-time evaluation (weights, biases).
     static func evaluate(_ node: Node, _ x: [Tensor?], _ opset: Int) throws -> [Tensor] {
         let p = try parameters(node) { name in name.flatMap { n in node.inputs.firstIndex(of: n).flatMap { x[$0] } } }
-        let t = x[0]!
+        let t = x[0]!  // present: ConstantEvaluation.checked requires inputs 0 and 1
         let axis = p.axis.map { $0 < 0 ? $0 + t.shape.count : $0 }
         if let a = axis {
             guard a >= 0, a < t.shape.count, t.shape[a] == p.scales.count, p.zeroPoints.count == p.scales.count else {

@@ -21,8 +21,9 @@ enum RecurrentKernels {
         let (t, n, i) = (x[0], x[1], x[2])
         let dir = node.string("direction") ?? "forward"
         let d = dir == "bidirectional" ? 2 : 1
-        let h = node.int("hidden_size") ?? rw.shape.last!
+        let h = node.int("hidden_size") ?? rw.shape.last ?? 0  // a scalar R fails the shape check below
         let gates = lstm ? 4 : 3
+        guard h > 0, h <= 1 << 24 else { throw l.fail(.unsupportedAttribute, "hidden_size \(h) must be positive (at most \(1 << 24))") }
         let lbr = !lstm && node.int("linear_before_reset") == 1
         guard w.shape == [d, gates * h, i], rw.shape == [d, gates * h, h] else {
             throw l.fail(.shapeMismatch, "W \(w.shape) / R \(rw.shape) do not fit \(d) directions, hidden \(h), input \(i)")
@@ -124,8 +125,9 @@ enum RecurrentKernels {
         args += [(.dstLayer, dstLayer), (.dstIter, dstIter)]
         var dstIterC: Int? = nil
         if lstm {
-            dstIterC = l.newSlot(node.name + ".dst_iter_c", shape: [d, n, h], stateMD)
-            args.append((.dstIterC, dstIterC!))
+            let c = l.newSlot(node.name + ".dst_iter_c", shape: [d, n, h], stateMD)
+            dstIterC = c
+            args.append((.dstIterC, c))
         }
         try l.emit(pd, args, label: "\(l.where_()) \(cell)")
         l.note("\(pd.implementation) \(cell) \(dir) (f32)")

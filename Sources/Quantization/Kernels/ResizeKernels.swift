@@ -22,17 +22,18 @@ enum ResizeKernels {
                 throw l.fail(.unsupportedAttribute, "scales must be constant")
             }
             scales = sc
-            out = zip(shape, sc).map { Int((Float($0) * $1).rounded(.down)) }
+            out = zip(shape, sc).map { Int(saturating: Double((Float($0) * $1).rounded(.down))) }
         } else if let sizes = l.constant(node.input(3)), sizes.count > 0 {
             out = sizes.intValues()
             scales = zip(out, shape).map { Float($0) / Float($1) }
         } else if let sc = l.constant(node.input(2)), sc.count > 0 {
             scales = sc.floatValues()
-            out = zip(shape, scales).map { Int((Float($0) * $1).rounded(.down)) }
+            out = zip(shape, scales).map { Int(saturating: Double((Float($0) * $1).rounded(.down))) }
         } else {
             throw l.fail(.unsupportedAttribute, "Resize needs constant scales or sizes")
         }
-        guard out.count == shape.count, out[0] == shape[0], out[1] == shape[1] else {
+        _ = try ConstantEvaluation.checkedCount(out, node)
+        guard shape.count >= 2, out.count == shape.count, out[0] == shape[0], out[1] == shape[1] else {
             throw l.fail(.unsupportedAttribute, "Resize of batch or channel dims (\(shape) -> \(out))")
         }
         let integer = zip(out, shape).allSatisfy { o, i in i > 0 && o % i == 0 } && shape.count >= 3
@@ -74,7 +75,7 @@ enum ResizeKernels {
                 case "round_prefer_ceil": (x + 0.5).rounded(.down)
                 default: x == x.rounded(.down) + 0.5 ? x.rounded(.down) : x.rounded()  // round_prefer_floor
                 }
-            return min(max(Int(r), 0), shape[d] - 1)
+            return min(max(Int(saturating: r), 0), shape[d] - 1)
         }
         let maps = (0..<shape.count).map { d in (0..<out[d]).map { source($0, d) } }
         let dst = try l.emitIndexCopy(

@@ -294,11 +294,13 @@ struct ONNXImporter {
                 throw error(.invalidModel, "\(label) (\(typeName), shape \(shape)) has \(raw.count) bytes of data, expected \(count * sourceSize)")
             }
             var result = Tensor(zeros: shape, elementType: target)
-            raw.withUnsafeBytes { src in
+            let converted = raw.withUnsafeBytes { src in
                 result.withUnsafeMutableBytes { dst in
                     Self.convert(raw: src, type: dataType, count: count, into: dst)
                 }
             }
+            // Not reached: storedElementType accepted the type, and convert handles all it accepts.
+            guard converted else { throw error(.invalidModel, "\(label) has data type \(typeName), which is not supported") }
             return result
         }
 
@@ -338,7 +340,8 @@ struct ONNXImporter {
             try checkCount(proto.int32Data.count, "int32_data")
             result = Tensor(shape: shape, scalars: proto.int32Data.map { halfToFloat(UInt16(truncatingIfNeeded: $0)) })
         default:
-            preconditionFailure("unreachable: \(dataType) has no stored element type")
+            // Not reached: storedElementType accepted the type above, and it accepts only these.
+            throw error(.invalidModel, "\(label) has data type \(typeName), which is not supported")
         }
         return result
     }
@@ -382,10 +385,11 @@ struct ONNXImporter {
     }
 
     /// Converts little-endian `raw_data` of `type` into the stored element type's bytes.
+    /// - Returns: false (nothing written) for a type ``storedElementType(_:)`` does not accept.
     static func convert(
         raw src: UnsafeRawBufferPointer, type: Onnx_TensorProto.DataType, count: Int,
         into dst: UnsafeMutableRawBufferPointer
-    ) {
+    ) -> Bool {
         switch type {
         case .float, .uint8, .int8, .int32, .int64:
             if count > 0 { dst.copyMemory(from: src) }
@@ -412,8 +416,9 @@ struct ONNXImporter {
                 dst.storeBytes(of: Int32(v), toByteOffset: 4 * i, as: Int32.self)
             }
         default:
-            preconditionFailure("unreachable: \(type) has no stored element type")
+            return false
         }
+        return true
     }
 
     // MARK: External data

@@ -117,7 +117,7 @@ public final class InferenceSession: @unchecked Sendable {
     func plan(for feeds: [String: Tensor]) throws(GraphError) -> Plan {
         let key = graph.inputs.flatMap { (feeds[$0.name]?.shape ?? []) + [-1] }
         if let p = plans[key] { return p }
-        let p = try compile(shapes: Dictionary(uniqueKeysWithValues: graph.inputs.map { ($0.name, feeds[$0.name]!) }))
+        let p = try compile(shapes: feeds)
         plans[key] = p
         planOrder.append(key)
         if planOrder.count > Self.maxPlans { plans[planOrder.removeFirst()] = nil }
@@ -131,7 +131,7 @@ public final class InferenceSession: @unchecked Sendable {
         for (name, t) in graph.initializers { l.define(name, .constant(t)) }
         var inputSlots: [String: Int] = [:]
         for info in graph.inputs {
-            let t = inputs[info.name]!
+            guard let t = inputs[info.name] else { throw GraphError(.badInput, "\(model.source): input '\(info.name)' is missing") }
             let dt: DataType =
                 switch t.elementType {
                 case .u8: .u8

@@ -122,6 +122,7 @@ final class Lowering {
                     if let floats {
                         try m.write(floats)
                     } else {
+                        // Same bytes (u8/s8/s32 or f32 in both); a tensor's buffer is never null.
                         t.withUnsafeBytes { m.dataPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
                     }
                 }))

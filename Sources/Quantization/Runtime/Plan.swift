@@ -102,6 +102,8 @@ final class Plan {
                     base[s] = try arena.allocate(size[s])
                 }
             }
+            // Every root slot got a buffer by now: persistent and unused ones above, the others
+            // at their first step (first <= last, both in -1...steps), so `base[s]!` holds.
             for s in byLast[i] ?? [] { free.append((base[s]!, size[s])) }
         }
 
@@ -109,7 +111,7 @@ final class Plan {
         mems.reserveCapacity(n)
         for s in 0..<n {
             let m = try l.wrap { () throws(DNNLError) in
-                try Memory(slots[s].descriptor, engine: l.engine, buffer: base[root(s)]!, owner: arena)
+                try Memory(slots[s].descriptor, engine: l.engine, buffer: base[root(s)]!, owner: arena)  // assigned above
             }
             mems.append(m)
         }
@@ -167,6 +169,7 @@ final class Plan {
         for (name, s) in inputSlots {
             guard let t = feeds[name] else { continue }
             let m = memories[s]
+            // A tensor's buffer is never null (at least one byte is allocated).
             t.withUnsafeBytes { m.dataPointer.copyMemory(from: $0.baseAddress!, byteCount: min($0.count, m.byteCount)) }
         }
         for step in steps {
@@ -189,7 +192,7 @@ final class Plan {
             case .slot(let s):
                 let m = memories[s]
                 var t = Tensor(zeros: slots[s].shape, elementType: slots[s].descriptor.dataType.elementType)
-                t.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: m.dataPointer, byteCount: $0.count) }
+                t.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: m.dataPointer, byteCount: $0.count) }  // never null
                 result[name] = t
             }
         }

@@ -65,8 +65,8 @@ public enum NPZ {
     ) throws(TensorIOError) {
         try TensorFile.writeAtomically(to: url) { temporary in
             let archive = try Archive(url: temporary, accessMode: .create)
-            for key in tensors.keys.sorted() {
-                let npy = tensors[key]!.npyData()
+            for (key, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
+                let npy = tensor.npyData()
                 try archive.addEntry(
                     with: key + ".npy", type: .file, uncompressedSize: Int64(npy.count),
                     modificationDate: fixedDate,

@@ -9,6 +9,11 @@ import Foundation
 /// The element at index `(i0, i1, …, in)` of a tensor with shape `[d0, d1, …, dn]` is stored at
 /// linear position `((i0 * d1 + i1) * d2 + …) * dn + in`. The empty shape `[]` is a scalar with
 /// one element; a shape containing `0` has no elements.
+///
+/// The preconditions of the initializers, ``scalars(as:)`` and ``reshaped(_:)`` guard against
+/// errors in the calling code (like an array index out of range), never against data: the
+/// readers (`.npy`, `.npz`, ONNX) and the plan-time evaluation check shapes, counts and
+/// element types taken from files and models first, and throw.
 public struct Tensor: Sendable, Equatable, CustomStringConvertible {
     /// The extent of each dimension, outermost first. Every entry is `>= 0`.
     public let shape: [Int]
