@@ -282,6 +282,38 @@ final class QuantizerTests: XCTestCase {
         XCTAssertGreaterThan(worst, 0, "identical outputs: the model did not run INT8")
     }
 
+    /// `weights: .perTensor`: one s8 scale per weight tensor (max |w| / 127, scalar, no axis);
+    /// the INT8 engine runs it and stays within the same output-step bound of FP32.
+    func testPerTensorWeightScales() throws {
+        let fp32 = Self.residualGraph()
+        let model = Model(graph: fp32, opsetVersion: 13)
+        let samples = Self.samples(8)
+        let result = try PostTrainingQuantizer(.init(calibration: .minMax, weights: .perTensor)).quantize(model, calibrationData: samples)
+        let q = result.model.graph
+        for (anchor, w) in [("c1", "W1"), ("c2", "W2"), ("fc", "Wfc")] {
+            let wdq = try XCTUnwrap(K.node(q, anchor + "_weights_DequantizeLinear"))
+            XCTAssertNil(wdq.attributes["axis"], anchor)
+            let ws = try XCTUnwrap(q.initializers[wdq.inputs[1]]), wq = try XCTUnwrap(q.initializers[wdq.inputs[0]])
+            XCTAssertEqual(ws.shape, [], anchor)
+            let maxAbs = try XCTUnwrap(fp32.initializers[w]).floatValues().map(abs).max()!
+            XCTAssertEqual(ws.floatValues()[0], maxAbs / 127, accuracy: maxAbs / 127 * 1e-6)
+            XCTAssertEqual(wq.intValues().map(abs).max(), 127, anchor)
+        }
+        let s8 = try InferenceSession(model: result.model)
+        XCTAssertEqual(K.count(s8.graph, "QConv"), 2, "\(K.opTypes(s8.graph))")
+        XCTAssertEqual(K.count(s8.graph, "QMatMul"), 1)
+        let s32 = try InferenceSession(model: model)
+        let sy = try scale(q, "logits").scale
+        var worst: Float = 0
+        for sample in samples {
+            let y32 = try XCTUnwrap(s32.run(sample)["logits"]).floatValues()
+            let y8 = try XCTUnwrap(s8.run(sample)["logits"]).floatValues()
+            worst = max(worst, zip(y8, y32).map { abs($0 - $1) }.max()!)
+        }
+        XCTAssertLessThanOrEqual(worst / sy, 2 * Self.stepBound, "per-tensor INT8 logits vs FP32: \(worst / sy) output steps")
+        XCTAssertGreaterThan(worst, 0, "identical outputs: the model did not run INT8")
+    }
+
     /// `relu(conv(a) + a)` (the residual is the conv's own input, as in RepVGG-style identity
     /// branches): quantized, `a` has one QuantizeLinear/DequantizeLinear read by both the conv
     /// and the Add, and the INT8 model must still match FP32 (the same `stepBound` as above).

@@ -35,6 +35,14 @@ struct OpTraits: OptionSet, Sendable {
         "Identity": [.inferenceNoOp, .int8PassThrough, .scaleInvariant], "Dropout": .inferenceNoOp,
     ]
 
+    /// Why a Gemm cannot run as an INT8 matmul (nil when it can): `transA`, `alpha` or `beta`
+    /// other than the defaults (the INT8 matmul computes `A B + C` only).
+    static func int8GemmProblem(_ n: Node) -> String? {
+        guard n.opType == "Gemm" else { return nil }
+        let plain = n.int("transA") != 1 && (n.float("alpha") ?? 1) == 1 && (n.float("beta") ?? 1) == 1
+        return plain ? nil : "Gemm with transA, alpha or beta"
+    }
+
     /// The traits of `node` (none for other domains). A Clip is non-negative when its lower
     /// bound is >= 0; a Resize passes int8 through only in nearest mode.
     static func of(_ node: Node, constants: (String?) -> Tensor?) -> OpTraits {

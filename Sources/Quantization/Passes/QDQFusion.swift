@@ -171,8 +171,8 @@ struct QDQFusion: GraphPass {
         } else {
             guard w.w.shape.count == 2 else { return nil }
             if anchor.opType == "Gemm" {
-                guard anchor.int("transA") != 1, (anchor.float("alpha") ?? 1) == 1, (anchor.float("beta") ?? 1) == 1 else {
-                    r.skipped.append("\(anchor.label): Gemm with transA/alpha/beta stays FP32"); return nil
+                if let why = OpTraits.int8GemmProblem(anchor) {
+                    r.skipped.append("\(anchor.label): \(why): stays FP32"); return nil
                 }
             }
             // MatMul [K, N] per column (axis 1); Gemm with transB stores [N, K] per row (axis 0).

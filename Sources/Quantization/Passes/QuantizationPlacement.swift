@@ -107,9 +107,7 @@ struct QuantizationPlacement {
         guard let w = e.constant(n.input(1)) else { return "weights are computed at run time" }
         guard n.opType != "Conv" else { return nil }
         guard w.shape.count == 2 else { return "weights are not 2-D" }
-        if n.opType == "Gemm" && (n.int("transA") == 1 || (n.float("alpha") ?? 1) != 1 || (n.float("beta") ?? 1) != 1) {
-            return "Gemm with transA, alpha or beta"
-        }
+        if let why = OpTraits.int8GemmProblem(n) { return why }
         guard let a = shapes[n.inputs[0]], a.count >= 2 else { return "input rank below 2" }
         return nil
     }
