@@ -74,7 +74,8 @@ enum MatMulKernels {
         var (k, n) = (bt.shape[0], bt.shape[1])
         if node.int("transB") == 1 {
             (k, n) = (n, k)
-            b = (0..<(k * n)).map { i in bt.floatValues()[(i % n) * k + i / n] }
+            let stored = b  // [N, K]; read once (reading it per element was quadratic)
+            b = (0..<(k * n)).map { i in stored[(i % n) * k + i / n] }
         }
         if alpha != 1 { b = b.map { $0 * alpha } }
         var bias: Tensor? = nil
