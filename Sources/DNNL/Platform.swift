@@ -1,4 +1,5 @@
 import CDNNL
+import Foundation
 
 /// The oneDNN library and the CPU it runs on.
 public enum Platform {
@@ -16,7 +17,13 @@ public enum Platform {
     /// (`omp_set_num_threads`: Debian's oneDNN 2.6 uses OpenMP and has no thread API).
     /// - Returns: false when OpenMP is not loaded (nothing changed).
     @discardableResult
-    public static func setThreadCount(_ n: Int) -> Bool { cdnnl_set_num_threads(Int32(max(1, n))) == 0 }
+    public static func setThreadCount(_ n: Int) -> Bool {
+        cdnnl_set_num_threads(Int32(clamping: min(max(1, n), maxThreadCount))) == 0
+    }
+
+    /// The most threads a session or command accepts: 4 per online CPU (libgomp segfaults
+    /// on absurd counts such as 100000).
+    public static var maxThreadCount: Int { 4 * max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// The OpenMP thread count primitives run with from the calling thread
     /// (`omp_get_max_threads`), or nil when OpenMP is not loaded.

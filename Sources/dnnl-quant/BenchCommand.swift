@@ -25,7 +25,7 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object on the last line.") var json = false
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        try validateThreads(threads)
         if let batch, !(1...65_536).contains(batch) { throw ValidationError("--batch must be in 1...65536, got \(batch)") }
         guard seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600], got \(seconds)") }
     }

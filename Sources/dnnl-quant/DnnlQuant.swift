@@ -20,9 +20,7 @@ struct Info: ParsableCommand {
     var threads: Int?
 
     func validate() throws {
-        if let threads, threads < 1 {
-            throw ValidationError("--threads must be at least 1, got \(threads)")
-        }
+        if let threads { try validateThreads(threads) }
     }
 
     func run() throws {
@@ -34,5 +32,12 @@ struct Info: ParsableCommand {
         print("ISA: \(isa)\(isa.hasVNNI ? " (VNNI)" : " (no VNNI: 7-bit weights, u8 sources for inner product/matmul)")")
         print("INT8 weight range: [-\(rule.weightMax), \(rule.weightMax)]")
         print("threads: \(Platform.threadCount.map(String.init) ?? "unknown (OpenMP not loaded)")")
+    }
+}
+
+/// `--threads` must be in 1...`Platform.maxThreadCount` (4 per online CPU).
+func validateThreads(_ threads: Int) throws {
+    guard (1...Platform.maxThreadCount).contains(threads) else {
+        throw ValidationError("--threads must be in 1...\(Platform.maxThreadCount) (4 per CPU), got \(threads)")
     }
 }

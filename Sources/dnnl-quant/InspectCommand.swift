@@ -29,7 +29,7 @@ struct Inspect: ParsableCommand {
     static let metadataPreview = 60
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        try validateThreads(threads)
     }
 
     func run() throws {

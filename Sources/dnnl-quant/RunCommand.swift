@@ -53,7 +53,7 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "OpenMP threads.") var threads: Int = 1
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        try validateThreads(threads)
         guard !input.isEmpty else { throw ValidationError("give at least one --input NAME=FILE.npy") }
     }
 

@@ -29,3 +29,22 @@ final class GemmTransBTests: XCTestCase {
         assertClose(y, ref, atol: 1e-4, rtol: 1e-4, "Gemm transB")
     }
 }
+
+/// Thread counts a session accepts: 1...4 per CPU (libgomp segfaulted on 100000, and
+/// 2^32 + 1 trapped converting to Int32).
+final class ThreadCountTests: XCTestCase {
+    func testAbsurdThreadCountsAreRefusedWithTheirValue() throws {
+        let g = Graph(
+            name: "t", nodes: [Node(name: "r", opType: "Relu", inputs: ["x"], outputs: ["y"])],
+            inputs: [PassKit.f32("x", [2])], outputs: [PassKit.f32("y", [2])])
+        for threads in [0, -1, 100_000, (1 << 32) + 1] {
+            XCTAssertThrowsError(try InferenceSession(model: Model(graph: g, opsetVersion: 13), options: .init(threads: threads))) {
+                let e = $0 as? GraphError
+                XCTAssertEqual(e?.kind, .badInput)
+                XCTAssertTrue(e?.message.contains("got \(threads)") == true, "\($0)")
+            }
+        }
+        let ok = try InferenceSession(model: Model(graph: g, opsetVersion: 13), options: .init(threads: 2))
+        XCTAssertEqual(try ok.run(["x": Tensor(shape: [2], scalars: [Float(-1), 2])])["y"]?.floatValues(), [0, 2])
+    }
+}

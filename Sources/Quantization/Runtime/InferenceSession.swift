@@ -48,6 +48,9 @@ public final class InferenceSession: @unchecked Sendable {
     public init(model: Model, options: SessionOptions = .init()) throws(GraphError) {
         self.model = model
         self.options = options
+        guard (1...Platform.maxThreadCount).contains(options.threads) else {
+            throw GraphError(.badInput, "threads must be in 1...\(Platform.maxThreadCount) (4 per CPU), got \(options.threads)")
+        }
         for node in model.graph.nodes where !KernelRegistry.supports(node) {
             let domain = node.domain.isEmpty ? "" : " in domain '\(node.domain)'"
             throw GraphError(
