@@ -209,8 +209,8 @@ public struct PostTrainingQuantizer: Sendable {
             return se == 0 ? 200 : 10 * log10(max(sx, 1e-30) / se)
         }
         return (
-            Dictionary(uniqueKeysWithValues: pairs.compactMap { p in db("t:" + p.0).map { (p.0, $0) } }),
-            Dictionary(uniqueKeysWithValues: outputs.compactMap { o in db("o:" + o).map { (o, $0) } })
+            Dictionary(pairs.compactMap { p in db("t:" + p.0).map { (p.0, $0) } }, uniquingKeysWith: { a, _ in a }),
+            Dictionary(outputs.compactMap { o in db("o:" + o).map { (o, $0) } }, uniquingKeysWith: { a, _ in a })
         )
     }
 

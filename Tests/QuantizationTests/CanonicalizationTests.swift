@@ -149,3 +149,26 @@ final class CanonicalizationTests: XCTestCase {
         XCTAssertEqual(report.filter { $0.node.hasPrefix("QConv") }.map(\.precision), [.int8, .int8])
     }
 }
+
+extension CanonicalizationTests {
+    /// Exporters may leave node names empty or repeated; placement, exclusions and reports
+    /// name nodes, so every node gets a unique name, and PTQ of such a graph works.
+    func testNodesWithoutOrWithRepeatedNamesGetUniqueNames() throws {
+        var inits = ["W0": PassKit.random([4, 3, 3, 3], seed: 1), "W1": PassKit.random([4, 4, 3, 3], seed: 2)]
+        inits["W2"] = PassKit.random([4, 4, 3, 3], seed: 3)
+        var g = Graph(
+            name: "names",
+            nodes: [
+                PassKit.conv("", "x", "W0", nil, "a"), Node(name: "", opType: "Relu", inputs: ["a"], outputs: ["b"]),
+                PassKit.conv("c", "b", "W1", nil, "d"), PassKit.conv("c", "d", "W2", nil, "y"),
+            ], inputs: [PassKit.f32("x", [1, 3, 8, 8])], outputs: [PassKit.f32("y", [1, 4, 8, 8])], initializers: inits)
+        let before = g
+        _ = try Canonicalization().apply(&g)
+        XCTAssertEqual(g.nodes.map(\.name), ["Conv_0", "Relu_1", "c", "Conv_3"])
+        try assertSameOutputs(before, g, ["x": PassKit.random([1, 3, 8, 8], seed: 4)])
+        let samples = (0..<2).map { ["x": PassKit.random([1, 3, 8, 8], seed: 10 + UInt64($0))] }
+        let q = try PostTrainingQuantizer(.init(calibration: .minMax)).quantize(Model(graph: before, opsetVersion: 13), calibrationData: samples)
+        XCTAssertEqual(q.report.nodes.filter { $0.opType == "Conv" }.map(\.node), ["Conv_0", "c", "Conv_3"])
+        XCTAssertEqual(try InferenceSession(model: q.model).graph.nodes.filter { $0.opType == "QConv" }.count, 3)
+    }
+}

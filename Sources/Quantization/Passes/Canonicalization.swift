@@ -5,7 +5,9 @@
 ///   and that does not run in training mode (ONNX: inference-mode Dropout is the identity);
 /// - `Cast` to the element type its input already has, `Transpose` with the identity
 ///   permutation, `Reshape` to the shape its input is declared with (all dims fixed);
-/// - `Clip(x, 0, +inf)` (a ReLU spelled as Clip) becomes `Relu`.
+/// - `Clip(x, 0, +inf)` (a ReLU spelled as Clip) becomes `Relu`;
+/// - nodes without a name, or with the name of an earlier node, get a unique one
+///   (`<opType>_<index>`): placement, exclusions and reports name nodes.
 /// A removed node's output is renamed to its input; when that output is a graph output, the
 /// input is renamed instead (when it is not an input or output of the graph itself).
 struct Canonicalization: GraphPass {
@@ -26,7 +28,17 @@ struct Canonicalization: GraphPass {
         var kept: [Node] = []
         kept.reserveCapacity(graph.nodes.count)
         var produced: Set<String> = []  // outputs of the kept nodes
-        for var n in graph.nodes {
+        var names = Set<String>()
+        let given = Set(graph.nodes.map(\.name))
+        for (index, original) in graph.nodes.enumerated() {
+            var n = original
+            if n.name.isEmpty || names.contains(n.name) {
+                var name = "\(n.opType)_\(index)", k = 1
+                while names.contains(name) || given.contains(name) { name = "\(n.opType)_\(index)_\(k)"; k += 1 }
+                report.applied.append("named \(n.label) '\(name)'")
+                n.name = name
+            }
+            names.insert(n.name)
             n.inputs = n.inputs.map { $0.isEmpty ? $0 : resolve($0) }
             if n.opType == "Clip", n.domain.isEmpty, isReluClip(n, graph) {
                 n = Node(name: n.name, opType: "Relu", inputs: [n.inputs[0]], outputs: n.outputs)

@@ -46,7 +46,7 @@ struct QDQInsertion: GraphPass {
             for i in node.inputs where dq[i] != nil { int8Readers[n, default: []].insert(i) }
         }
         var weightNodes: [Node] = []
-        let unitsByAnchor = Dictionary(uniqueKeysWithValues: placement.units.map { ($0.anchor, $0) })
+        let unitsByAnchor = Dictionary(placement.units.map { ($0.anchor, $0) }, uniquingKeysWith: { a, _ in a })
         for k in graph.nodes.indices {
             var n = graph.nodes[k]
             if let rewire = int8Readers[n.name] {
