@@ -25,22 +25,29 @@ enum Int8Kernels {
     /// `unimplemented` while bound, as oneDNN does for configurations it has no INT8 kernel for.
     @TaskLocal static var unimplementedForTesting: Set<String> = []
 
-    /// Creates the INT8 primitive descriptor of `node`. Returns `.failure` with oneDNN's answer
-    /// when it is `unimplemented` (the caller then lowers the node with `fp32Fallback`);
+    /// Creates the INT8 primitive descriptor of `node`. When oneDNN answers `unimplemented`,
+    /// lowers the node with `fp32Fallback` instead and returns nil (the caller emits nothing);
     /// other oneDNN errors are thrown as `GraphError`s naming the node.
     static func int8Descriptor(
         _ node: Node, _ l: Lowering, _ make: () throws(DNNLError) -> PrimitiveDescriptor
-    ) throws(GraphError) -> Result<PrimitiveDescriptor, DNNLError> {
+    ) throws -> PrimitiveDescriptor? {
+        let made: Result<PrimitiveDescriptor, DNNLError>
         do throws(DNNLError) {
             if unimplementedForTesting.contains(node.opType) {
                 throw DNNLError(
                     status: dnnl_unimplemented, call: "dnnl_primitive_desc_create", context: "\(node.opType) (unimplemented for a test)")
             }
-            return .success(try make())
+            made = .success(try make())
         } catch  where error.isUnimplemented {
-            return .failure(error)
+            made = .failure(error)
         } catch {
             throw GraphError(runtime: l.where_(), error)
+        }
+        switch made {
+        case .success(let pd): return pd
+        case .failure(let reason):
+            try fp32Fallback(node, l, reason: reason)
+            return nil
         }
     }
 
@@ -176,21 +183,20 @@ enum Int8Kernels {
             guard let bt = l.constant(b), bt.count == g.oc else { throw l.fail(.unsupportedAttribute, "bias must be a constant of \(g.oc) values") }
             bias = zip(bt.floatValues(), real).map { $0 / $1 }  // accumulator units
         }
-        let made = try int8Descriptor(node, l) { () throws(DNNLError) in
-            let attr = try attributes(realScales: real, mask: 1 << 1, x: xq, y: yq, z: yq == nil ? nil : zq, chain: chain)
-            return try PrimitiveDescriptor.convolutionForward(
-                src: MemoryDescriptor(dims: xShape, dataType: xq.dataType, tag: .any),
-                weights: MemoryDescriptor(dims: g.weightDims, dataType: .s8, tag: .any),
-                bias: bias == nil ? nil : MemoryDescriptor(dims: [g.oc], dataType: .f32),
-                dst: MemoryDescriptor(dims: g.outShape, dataType: yq?.dataType ?? .f32, tag: .any),
-                strides: g.strides, dilations: g.dilations.map { $0 - 1 }, paddingL: g.padBegin,
-                paddingR: g.padEnd, attributes: attr, engine: l.engine)
-        }
-        let pd: PrimitiveDescriptor
-        switch made {
-        case .success(let d): pd = d
-        case .failure(let reason): return try fp32Fallback(node, l, reason: reason)
-        }
+        guard
+            let pd = try int8Descriptor(
+                node, l,
+                { () throws(DNNLError) in
+                    let attr = try attributes(realScales: real, mask: 1 << 1, x: xq, y: yq, z: yq == nil ? nil : zq, chain: chain)
+                    return try PrimitiveDescriptor.convolutionForward(
+                        src: MemoryDescriptor(dims: xShape, dataType: xq.dataType, tag: .any),
+                        weights: MemoryDescriptor(dims: g.weightDims, dataType: .s8, tag: .any),
+                        bias: bias == nil ? nil : MemoryDescriptor(dims: [g.oc], dataType: .f32),
+                        dst: MemoryDescriptor(dims: g.outShape, dataType: yq?.dataType ?? .f32, tag: .any),
+                        strides: g.strides, dilations: g.dilations.map { $0 - 1 }, paddingL: g.padBegin,
+                        paddingR: g.padEnd, attributes: attr, engine: l.engine)
+                })
+        else { return }  // lowered by fp32Fallback
         let src = try l.converted(xSlot, to: pd.src)
         var args: [(ExecArg, Int)] = [(.src, src), (.weights, weightsSlot(l, node.inputs[1], wq, plainDims: g.weightDims, into: pd.weights))]
         if let bias { args.append((.bias, try l.constantSlot(node.name + ".bias_acc", Tensor(shape: [g.oc], scalars: bias)))) }
@@ -230,19 +236,18 @@ enum Int8Kernels {
             bias = zip(bt.floatValues(), real).map { $0 / $1 }
         }
         let outShape = Array(aShape.dropLast()) + [n]
-        let made = try int8Descriptor(node, l) { () throws(DNNLError) in
-            let attr = try attributes(realScales: real, mask: 1 << 1, x: a, y: yq, z: yq == nil ? nil : zq, chain: chain)
-            return try PrimitiveDescriptor.matmul(
-                src: MemoryDescriptor(dims: [rows, k], dataType: a.dataType),
-                weights: MemoryDescriptor(dims: [k, n], dataType: .s8, tag: .any),
-                bias: bias == nil ? nil : MemoryDescriptor(dims: [1, n], dataType: .f32),
-                dst: MemoryDescriptor(dims: [rows, n], dataType: yq?.dataType ?? .f32), attributes: attr, engine: l.engine)
-        }
-        let pd: PrimitiveDescriptor
-        switch made {
-        case .success(let d): pd = d
-        case .failure(let reason): return try fp32Fallback(node, l, reason: reason)
-        }
+        guard
+            let pd = try int8Descriptor(
+                node, l,
+                { () throws(DNNLError) in
+                    let attr = try attributes(realScales: real, mask: 1 << 1, x: a, y: yq, z: yq == nil ? nil : zq, chain: chain)
+                    return try PrimitiveDescriptor.matmul(
+                        src: MemoryDescriptor(dims: [rows, k], dataType: a.dataType),
+                        weights: MemoryDescriptor(dims: [k, n], dataType: .s8, tag: .any),
+                        bias: bias == nil ? nil : MemoryDescriptor(dims: [1, n], dataType: .f32),
+                        dst: MemoryDescriptor(dims: [rows, n], dataType: yq?.dataType ?? .f32), attributes: attr, engine: l.engine)
+                })
+        else { return }  // lowered by fp32Fallback
         var aSlot = try l.plain(aInput)
         if shiftToU8 {
             let u = l.newSlot(node.inputs[0] + ".u8", shape: aShape, try l.descriptor(dims: aShape, .u8))
@@ -291,17 +296,16 @@ enum Int8Kernels {
         let toDst: Float = yq.map { 1 / $0.scale } ?? 1
         let s0 = sa.scale * toDst, s1 = alg == .add ? sb.scale * toDst : sb.scale
         let dstMD = try l.wrap { () throws(DNNLError) in try md0.with(dataType: yq?.dataType ?? .f32) }
-        let made = try int8Descriptor(node, l) { () throws(DNNLError) in
-            let attr = try PrimitiveAttributes()
-            try attr.setScales([s0], for: .src)
-            try attr.setScales([s1], for: .src1)
-            return try PrimitiveDescriptor.binary(alg, src0: md0, src1: md1, dst: dstMD, attributes: attr, engine: l.engine)
-        }
-        let pd: PrimitiveDescriptor
-        switch made {
-        case .success(let d): pd = d
-        case .failure(let reason): return try fp32Fallback(node, l, reason: reason)
-        }
+        guard
+            let pd = try int8Descriptor(
+                node, l,
+                { () throws(DNNLError) in
+                    let attr = try PrimitiveAttributes()
+                    try attr.setScales([s0], for: .src)
+                    try attr.setScales([s1], for: .src1)
+                    return try PrimitiveDescriptor.binary(alg, src0: md0, src1: md1, dst: dstMD, attributes: attr, engine: l.engine)
+                })
+        else { return }  // lowered by fp32Fallback
         if dims1 == out {
             b = try l.converted(b, to: md1)
         } else {
