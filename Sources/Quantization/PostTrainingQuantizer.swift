@@ -112,6 +112,7 @@ public struct PostTrainingQuantizer: Sendable {
         var sample: [String: Tensor]? = first
         var count = 0
         var kept: [[String: Tensor]] = []
+        var inputMaxima: [String: [(sample: Int, absMax: Double)]] = [:]
         while let s = sample, count < limit {
             if kept.count < options.analysisSamples { kept.append(s) }
             let outputs: [String: Tensor]
@@ -119,6 +120,9 @@ public struct PostTrainingQuantizer: Sendable {
                 throw QuantizationError("\(describe(index)): \(error)")
             }
             calibrator.observe(outputs)
+            for (name, t) in s where t.elementType == .f32 {
+                inputMaxima[name, default: []].append((index, Double(t.floatValues().reduce(Float(0)) { max($0, abs($1)) })))
+            }
             count += 1
             if options.progress { Self.progress(count, limit == Int.max ? nil : limit) }
             sample = count < limit ? try nextFinite() : nil
@@ -135,7 +139,27 @@ public struct PostTrainingQuantizer: Sendable {
         return try quantizeWithinBudget(
             model, prepared: prepared, shapes: shapes, table: table,
             observed: calibrator.table(method: .minMax, unsigned: []),
-            samples: kept, warnings: skipped + zeroWarnings + calibrator.warnings)
+            samples: kept, warnings: skipped + zeroWarnings + Self.outlierWarnings(inputMaxima, describe: describe) + calibrator.warnings)
+    }
+
+    /// Warnings for samples whose largest input magnitude is over 1000x the median of the
+    /// samples' maxima: such a sample sets the input's scale alone (min/max and histogram
+    /// ranges), and every other sample then quantizes to a few levels.
+    static func outlierWarnings(_ maxima: [String: [(sample: Int, absMax: Double)]], describe: (Int) -> String) -> [String] {
+        var warnings: [String] = []
+        for (name, list) in maxima.sorted(by: { $0.key < $1.key }) where list.count >= 3 {
+            let sorted = list.map(\.absMax).sorted()
+            let median = sorted[(sorted.count - 1) / 2]
+            guard median > 0 else { continue }
+            for entry in list where entry.absMax > 1000 * median {
+                warnings.append(
+                    String(
+                        format:
+                            "%@: input '%@' reaches %.3g, %.0fx the median of the samples' maxima (%.3g): an outlier sample sets the input scale; "
+                            + "remove it or check the data", describe(entry.sample), name, entry.absMax, entry.absMax / median, median))
+            }
+        }
+        return warnings
     }
 
     /// Quantizes; with samples, measures SQNR per quantized tensor and per output, and keeps
@@ -176,7 +200,8 @@ public struct PostTrainingQuantizer: Sendable {
     }
 
     /// SQNR in dB, `10 log10(sum x^2 / sum (x - y)^2)`, of each quantized tensor (its
-    /// dequantized INT8 value against FP32) and of each model output, over `samples`.
+    /// dequantized INT8 value against FP32) over `samples`, and of each model output (the lower
+    /// of the pooled value and the median per-sample value).
     static func analyse(
         fp32: Prepared, quantized: Model, tensors: [String],
         samples: [[String: Tensor]]
@@ -199,18 +224,31 @@ public struct PostTrainingQuantizer: Sendable {
             signal[key, default: 0] += sx
             noise[key, default: 0] += se
         }
+        func db(_ sx: Double, _ se: Double) -> Double { se == 0 ? 200 : 10 * log10(max(sx, 1e-30) / se) }
+        // Per-sample output SQNR too: one sample with huge values (an outlier) dominates the
+        // pooled sums, and would hide outputs that are wrong on every other sample.
+        var perSample: [String: [Double]] = [:]
         for s in samples {
             let r32 = try s32.run(s), r8 = try s8.run(s)
             for (t, dq) in pairs { add("t:" + t, r32[t], r8[dq]) }
-            for o in outputs { add("o:" + o, r32[o], r8[o]) }
+            for o in outputs {
+                let before = (signal["o:" + o] ?? 0, noise["o:" + o] ?? 0)
+                add("o:" + o, r32[o], r8[o])
+                if let sx = signal["o:" + o], let se = noise["o:" + o] { perSample[o, default: []].append(db(sx - before.0, se - before.1)) }
+            }
         }
-        func db(_ key: String) -> Double? {
+        func pooled(_ key: String) -> Double? {
             guard let sx = signal[key], let se = noise[key] else { return nil }
-            return se == 0 ? 200 : 10 * log10(max(sx, 1e-30) / se)
+            return db(sx, se)
+        }
+        func output(_ o: String) -> Double? {
+            guard let p = pooled("o:" + o) else { return nil }
+            let sorted = (perSample[o] ?? []).sorted()
+            return sorted.isEmpty ? p : min(p, sorted[(sorted.count - 1) / 2])
         }
         return (
-            Dictionary(pairs.compactMap { p in db("t:" + p.0).map { (p.0, $0) } }, uniquingKeysWith: { a, _ in a }),
-            Dictionary(outputs.compactMap { o in db("o:" + o).map { (o, $0) } }, uniquingKeysWith: { a, _ in a })
+            Dictionary(pairs.compactMap { p in pooled("t:" + p.0).map { (p.0, $0) } }, uniquingKeysWith: { a, _ in a }),
+            Dictionary(outputs.compactMap { o in output(o).map { (o, $0) } }, uniquingKeysWith: { a, _ in a })
         )
     }
 
@@ -366,7 +404,9 @@ public struct QuantizationReport: Sendable, CustomStringConvertible {
     public let nodes: [NodeEntry]
     public let passes: [PassReport]
     public let warnings: [String]
-    /// Output SQNR (dB) of the quantized model against FP32 on the analysis samples, by output.
+    /// Output SQNR (dB) of the quantized model against FP32 on the analysis samples, by output:
+    /// the lower of the SQNR pooled over the samples and the median of the per-sample SQNRs (so
+    /// one sample of huge values cannot hide outputs that are wrong on the others).
     public var outputSQNR: [String: Double] = [:]
     /// SQNR (dB) of each quantized tensor (dequantized INT8 against FP32): per-node sensitivity.
     public var tensorSQNR: [String: Double] = [:]

@@ -23,6 +23,10 @@ struct Quantize: ParsableCommand {
         name: .customLong("accuracy-budget"),
         help: "Minimum output SQNR (dB) vs FP32 on calibration samples; the least accurate INT8 nodes fall back to FP32 until it is met.")
     var accuracyBudget: Double?
+    @Option(
+        name: .customLong("min-output-sqnr"),
+        help: "Refuse to write a model whose output SQNR (dB) vs FP32 on the calibration samples is below this floor (exit 1).")
+    var minOutputSQNR: Double = 10
     @Option(name: .customLong("save-calibration"), help: "Write the calibration table (JSON).") var saveCalibration: String?
     @Option(name: .customLong("load-calibration"), help: "Use a saved calibration table instead of calibrating.") var loadCalibration: String?
     @Option(name: .long, help: "Write the quantization report (JSON).") var report: String?
@@ -41,6 +45,9 @@ struct Quantize: ParsableCommand {
         if calibration == nil && loadCalibration == nil {
             throw ValidationError("give --calibration DIR (or --load-calibration T.json with --calibration for one sample)")
         }
+        if !(minOutputSQNR >= -200 && minOutputSQNR <= 200) {
+            throw ValidationError("--min-output-sqnr must be in [-200, 200] dB, got \(minOutputSQNR)")
+        }
         if let m = maxSamples, m < 1 { throw ValidationError("--max-samples must be at least 1") }
     }
 
@@ -49,6 +56,14 @@ struct Quantize: ParsableCommand {
         for (flag, path) in [("--output", output), ("--report", report), ("--save-calibration", saveCalibration)] {
             guard let path else { continue }
             do { try checkOutputPath(URL(fileURLWithPath: path)) } catch { throw CLIError("\(flag) \(path): \(error.message)") }
+        }
+        // An output must not replace an input (the FP32 model, a calibration table) or another output.
+        let outputs = [("--output", output), ("--report", report), ("--save-calibration", saveCalibration)].compactMap { f, p in p.map { (f, $0) } }
+        let inputs = [("the model", model), ("--load-calibration", loadCalibration)].compactMap { f, p in p.map { (f, $0) } }
+        for (i, (flag, path)) in outputs.enumerated() {
+            for (what, other) in inputs + outputs.prefix(i) where isSameFile(URL(fileURLWithPath: path), URL(fileURLWithPath: other)) {
+                throw CLIError("\(flag) \(path) is the same file as \(what) (\(other)); give another path, nothing was written")
+            }
         }
         let m = try Model(contentsOf: URL(fileURLWithPath: model))
         let names = Set(m.graph.nodes.map(\.name)), types = Set(m.graph.nodes.map(\.opType))
@@ -81,6 +96,16 @@ struct Quantize: ParsableCommand {
                 defer { index += 1 }
                 do { return try reader.sample(at: index) } catch { throw CLIError("--calibration \(dir): \(error)") }
             }
+        }
+        // A model that computes something else than the FP32 model is not written silently.
+        if let worst = result.report.outputSQNR.min(by: { $0.value < $1.value }), !(worst.value >= minOutputSQNR) {
+            print(result.report)
+            throw CLIError(
+                String(
+                    format: "output '%@' of the INT8 model has SQNR %.1f dB vs FP32 on the calibration samples, below the floor of %.1f dB: "
+                        + "nothing was written. Try --accuracy-budget %.0f (keeps the least accurate nodes FP32), another --method, "
+                        + "or lower --min-output-sqnr to write it anyway.",
+                    worst.key, worst.value, minOutputSQNR, max(minOutputSQNR, 20)))
         }
         if let s = saveCalibration {
             do { try result.table.write(to: URL(fileURLWithPath: s)) } catch { throw CLIError("--save-calibration: \(error)") }

@@ -78,11 +78,28 @@ struct Run: ParsableCommand {
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
             throw CLIError("--output-dir \(outputDir): cannot create it (\(error.localizedDescription))")
         }
+        // All or nothing: every output goes to a temporary file first; only when all are written
+        // are they renamed into place, so a failed write leaves no mix of new and old outputs.
+        var written: [(temporary: URL, url: URL, line: String)] = []
+        func removeTemporaries() { for w in written { try? FileManager.default.removeItem(at: w.temporary) } }
         for o in m.outputs {
             guard let t = outputs[o.name] else { continue }
             let url = dir.appendingPathComponent(outputFileName(o.name))
-            try t.writeNPY(to: url)
-            print("\(o.name): \(t.elementType) \(t.shape) -> \(url.path)")
+            let temporary = dir.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
+            do {
+                try checkOutputPath(url)
+                try t.writeNPY(to: temporary)
+            } catch {
+                removeTemporaries()
+                throw CLIError("output '\(o.name)' -> \(url.path): \(error.message); no output was written")
+            }
+            written.append((temporary, url, "\(o.name): \(t.elementType) \(t.shape) -> \(url.path)"))
         }
+        for (i, w) in written.enumerated() where rename(w.temporary.path, w.url.path) != 0 {
+            let reason = String(cString: strerror(errno))
+            for rest in written[i...] { try? FileManager.default.removeItem(at: rest.temporary) }
+            throw CLIError("cannot move output into \(w.url.path) (\(reason))")
+        }
+        for w in written { print(w.line) }
     }
 }

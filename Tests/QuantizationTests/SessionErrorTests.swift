@@ -210,43 +210,7 @@ final class SessionErrorTests: XCTestCase {
 
     // MARK: dnnl-quant run
 
-    private struct CLIResult {
-        var status: Int32
-        var signalled: Bool
-        var stdout: String
-        var stderr: String
-    }
-
-    /// The `dnnl-quant` executable `swift build` put beside the test bundle.
-    private func cliURL() throws -> URL {
-        let candidates = [
-            Bundle.main.bundleURL,
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-            Bundle.main.bundleURL.deletingLastPathComponent(),
-            RealModelData.repository.appendingPathComponent(".build/debug"),
-        ].map { $0.appendingPathComponent("dnnl-quant") }
-        guard let url = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw RealModelData.Missing(description: "dnnl-quant not found (looked in \(candidates.map(\.path))): run swift build first")
-        }
-        return url
-    }
-
-    private func runCLI(_ arguments: [String]) throws -> CLIResult {
-        let p = Process()
-        p.executableURL = try cliURL()
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return CLIResult(
-            status: p.terminationStatus, signalled: p.terminationReason == .uncaughtSignal,
-            stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
+    private func runCLI(_ arguments: [String]) throws -> CLIResult { try CLI.run(arguments) }
 
     /// A one-input model (`y = Relu(x)`, x [1, 3]) and an input file for it.
     private func cliFixtures() throws -> (model: URL, input: URL) {

@@ -453,6 +453,15 @@ struct ONNXImporter {
         if let cached = externalFiles[location] {
             file = cached
         } else {
+            // The lexical check above is not enough: a file inside the folder may be a symbolic
+            // link to anywhere (or sit under a linked folder). Resolve both and compare.
+            let folder = baseDirectory.resolvingSymlinksInPath().standardizedFileURL.path
+            let target = url.resolvingSymlinksInPath().standardizedFileURL.path
+            guard target.hasPrefix(folder.hasSuffix("/") ? folder : folder + "/") else {
+                throw error(
+                    .invalidModel,
+                    "\(label) stores its data in '\(location)', which resolves to \(target), outside the model's folder \(folder) (a symbolic link?)")
+            }
             do {
                 file = try Data(contentsOf: url, options: .mappedIfSafe)
             } catch {

@@ -91,6 +91,14 @@ public func checkOutputPath(_ url: URL) throws(TensorIOError) {
     try TensorFile.checkWritable(url)
 }
 
+/// True when both paths name the same existing file (same device and inode, so links and
+/// `./x` vs `x` count), or the same path when neither exists yet.
+public func isSameFile(_ a: URL, _ b: URL) -> Bool {
+    var sa = stat(), sb = stat()
+    if stat(a.path, &sa) == 0, stat(b.path, &sb) == 0 { return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino }
+    return a.standardizedFileURL.path == b.standardizedFileURL.path
+}
+
 /// Writes `data` to `url` through a temporary file in the same folder and a rename.
 /// - Throws: `TensorIOError` naming the path.
 public func writeAtomically(_ data: Data, to url: URL) throws(TensorIOError) {
