@@ -1,5 +1,6 @@
 import DNNL
 import Foundation
+import Synchronization
 
 /// Options of an inference session.
 public struct SessionOptions: Sendable {
@@ -27,20 +28,24 @@ public struct SessionOptions: Sendable {
 /// once and buffers are assigned; later runs with the same shapes reuse it, and new shapes
 /// (another batch size or text-line width) get a plan of their own.
 ///
-/// `Sendable`: `run` takes a lock, so a session may be shared between threads and tasks; calls
-/// run one at a time, on whichever thread calls (oneDNN primitives use the user scratchpad
-/// mode, so they hold no per-thread state). Several sessions may run at once.
-public final class InferenceSession: @unchecked Sendable {
+/// `Sendable`: the stream and the plans live in a `Mutex`, so a session may be shared between
+/// threads and tasks; calls run one at a time, on whichever thread calls (oneDNN primitives use
+/// the user scratchpad mode, so they hold no per-thread state). Several sessions may run at once.
+public final class InferenceSession: Sendable {
     public let model: Model
     public let options: SessionOptions
     /// The graph after optimization passes.
     public let graph: Graph
     /// What each optimization pass did.
     public let passReports: [PassReport]
-    private let stream: DNNL.Stream
-    private let lock = NSLock()
-    private var plans: [[Int]: Plan] = [:]
-    private var planOrder: [[Int]] = []
+    /// What calls change, guarded by one lock: the stream and the compiled plans (at most
+    /// `maxPlans`, the oldest dropped first).
+    private struct State {
+        let stream: DNNL.Stream
+        var plans: [[Int]: Plan] = [:]
+        var planOrder: [[Int]] = []
+    }
+    private let state: Mutex<State>
     private static let maxPlans = 8
 
     /// - Throws: `GraphError.unsupportedOperator` naming the first node this library cannot
@@ -63,7 +68,7 @@ public final class InferenceSession: @unchecked Sendable {
         graph = g
         passReports = manager.reports
         do {
-            stream = try DNNL.Stream(engine: Engine.shared())
+            state = Mutex(State(stream: try DNNL.Stream(engine: Engine.shared())))
         } catch {
             throw GraphError(.runtime, "\(model.source): oneDNN cannot run here: \(error)", dnnlError: error)
         }
@@ -82,11 +87,10 @@ public final class InferenceSession: @unchecked Sendable {
     ///   compiling a plan for new shapes.
     public func run(_ feeds: [String: Tensor]) throws(GraphError) -> [String: Tensor] {
         try validate(feeds)
-        lock.lock()
-        defer { lock.unlock() }
-        Platform.setThreadCount(options.threads)
-        let plan = try plan(for: feeds)
-        return try plan.run(feeds, stream: stream)
+        return try state.withLock { (s) throws(GraphError) -> [String: Tensor] in
+            Platform.setThreadCount(options.threads)
+            return try plan(for: feeds, &s).run(feeds, stream: s.stream)
+        }
     }
 
     /// How each node runs for inputs of these shapes (compiling the plan if needed): one entry
@@ -94,41 +98,35 @@ public final class InferenceSession: @unchecked Sendable {
     /// Nodes folded at plan time (shape arithmetic) have no entry.
     public func nodeReport(for feeds: [String: Tensor]) throws(GraphError) -> [NodeExecution] {
         try validate(feeds)
-        lock.lock()
-        defer { lock.unlock() }
-        return try plan(for: feeds).notes
+        return try state.withLock { (s) throws(GraphError) in try plan(for: feeds, &s).notes }
     }
 
     /// The inferred shape of every value of the optimized graph for inputs of these shapes.
     public func valueShapes(for feeds: [String: Tensor]) throws(GraphError) -> [String: [Int]] {
         try validate(feeds)
-        lock.lock()
-        defer { lock.unlock() }
-        return try plan(for: feeds).valueShapes
+        return try state.withLock { (s) throws(GraphError) in try plan(for: feeds, &s).valueShapes }
     }
 
     /// Bytes of the buffers of the plan for these input shapes (activations after reuse,
     /// weights, scratchpad).
     public func planByteCount(for feeds: [String: Tensor]) throws(GraphError) -> Int {
         try validate(feeds)
-        lock.lock()
-        defer { lock.unlock() }
-        return try plan(for: feeds).byteCount
+        return try state.withLock { (s) throws(GraphError) in try plan(for: feeds, &s).byteCount }
     }
 
     /// The plan for these input shapes (compiled and cached on first use).
-    func plan(for feeds: [String: Tensor]) throws(GraphError) -> Plan {
+    private func plan(for feeds: [String: Tensor], _ s: inout State) throws(GraphError) -> Plan {
         let key = graph.inputs.flatMap { (feeds[$0.name]?.shape ?? []) + [-1] }
-        if let p = plans[key] { return p }
-        let p = try compile(shapes: feeds)
-        plans[key] = p
-        planOrder.append(key)
-        if planOrder.count > Self.maxPlans { plans[planOrder.removeFirst()] = nil }
+        if let p = s.plans[key] { return p }
+        let p = try compile(shapes: feeds, stream: s.stream)
+        s.plans[key] = p
+        s.planOrder.append(key)
+        if s.planOrder.count > Self.maxPlans { s.plans[s.planOrder.removeFirst()] = nil }
         return p
     }
 
     /// Compiles a plan for the shapes (and element types) of `inputs`.
-    func compile(shapes inputs: [String: Tensor]) throws(GraphError) -> Plan {
+    private func compile(shapes inputs: [String: Tensor], stream: DNNL.Stream) throws(GraphError) -> Plan {
         // The stream's engine: `Engine.shared()`, which succeeded when the session was made.
         let l = Lowering(graph: graph, opset: model.opsetVersion, engine: stream.engine)
         for (name, t) in graph.initializers { l.define(name, .constant(t)) }
