@@ -12,6 +12,14 @@ if [ ! -f /usr/include/oneapi/dnnl/dnnl.h ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libdnnl-dev >/dev/null
 fi
 
+# valgrind for MemoryTests (memcheck over run/quantize of a small model).
+if ! command -v valgrind >/dev/null 2>&1; then
+  echo "installing valgrind ..."
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq valgrind >/dev/null
+fi
+
 # The Python environment of every helper: the venv $DNNL_QUANT_CACHE/venv with
 # Models/requirements.txt (Models/python_env.sh). It exports PYTHON, which the Swift tests run
 # their Python helpers with (PTQAcceptanceTests).
