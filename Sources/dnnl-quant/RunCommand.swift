@@ -54,7 +54,6 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         try validateThreads(threads)
-        guard !input.isEmpty else { throw ValidationError("give at least one --input NAME=FILE.npy") }
     }
 
     func run() throws {

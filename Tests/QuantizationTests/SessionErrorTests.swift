@@ -154,16 +154,17 @@ final class SessionErrorTests: XCTestCase {
         let x4: [ShapeDimension] = [.fixed(1), .fixed(2), .fixed(4), .fixed(4)]
         let cases: [(String, Graph, [String: Tensor], [String])] = [
             (
-                "where",
+                "reshape_computed_shape",
                 Graph(
-                    name: "where",
-                    nodes: [Node(name: "choose", opType: "Where", inputs: ["cond", "x", "zero"], outputs: ["y"])],
-                    inputs: [f32("x", [.fixed(4)])], outputs: [f32("y", [.fixed(4)])],
-                    initializers: [
-                        "cond": Tensor(shape: [4], scalars: [UInt8(1), 0, 1, 0]),
-                        "zero": Tensor(shape: [4], scalars: [Float](repeating: 0, count: 4)),
-                    ]),
-                ["x": floats([4])], ["Where 'choose'", "'x'"]
+                    name: "reshape_computed_shape",
+                    nodes: [
+                        Node(name: "plus", opType: "Add", inputs: ["s", "zero"], outputs: ["s2"]),
+                        Node(name: "r", opType: "Reshape", inputs: ["x", "s2"], outputs: ["y"]),
+                    ],
+                    inputs: [f32("x", [.fixed(4)]), ValueInfo(name: "s", elementType: .i64, shape: [.fixed(2)])],
+                    outputs: [f32("y", [.fixed(2), .fixed(2)])],
+                    initializers: ["zero": Tensor(shape: [2], scalars: [Int64(0), 0])]),
+                ["x": floats([4]), "s": Tensor(shape: [2], scalars: [Int64(2), 2])], ["Reshape 'r'", "'s2'", "sets the output shape"]
             ),
             (
                 "conv_weights",

@@ -22,6 +22,10 @@ enum BinaryKernels {
     }
 
     static func binary(_ node: Node, _ l: Lowering) throws {
+        // Variadic Max/Min/Sum/Mean become binary chains in canonicalization; here exactly two.
+        guard node.inputs.count == 2 else {
+            throw l.fail(.unsupportedAttribute, "\(node.opType) of \(node.inputs.count) inputs runs after canonicalization only (binary here)")
+        }
         let a = node.inputs[0], b = node.inputs[1]
         // Scalar constant operand: one eltwise primitive.
         for (constant, other, first) in [(b, a, false), (a, b, true)] {

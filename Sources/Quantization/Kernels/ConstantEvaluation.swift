@@ -47,7 +47,8 @@ enum ConstantEvaluation {
         let comparisons: Set<String> = ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or"]
         for (name, f) in binaries {
             e[name] = checked(name, needs: 2) { node, x, _ in
-                [try binary(node, x[0]!, x[1]!, f, boolResult: comparisons.contains(name))]
+                guard x.count == 2 else { throw fail(node, "\(name) of \(x.count) inputs runs after canonicalization only (binary here)") }
+                return [try binary(node, x[0]!, x[1]!, f, boolResult: comparisons.contains(name))]
             }
         }
         var unaries: [String: @Sendable (Double) -> Double] = [:]
@@ -73,6 +74,12 @@ enum ConstantEvaluation {
                 ]
             }
         }
+        // Operator families in Kernels/Evaluators (registered last: they may replace the above).
+        MathEvaluators.register(&e)
+        IndexingEvaluators.register(&e)
+        ReductionEvaluators.register(&e)
+        NormalizationEvaluators.register(&e)
+        NeuralEvaluators.register(&e)
         // Every evaluator reads the inputs its operator needs with `x[i]!`: check them first.
         return Dictionary(uniqueKeysWithValues: e.map { name, f in (name, checked(name, needs: KernelRegistry.minimumInputs[name] ?? 1, f)) })
     }()
@@ -267,7 +274,10 @@ enum ConstantEvaluation {
     }
 
     static func flattenShape(_ node: Node, _ shape: [Int]) throws(GraphError) -> [Int] {
-        let a = try axis(node.int("axis") ?? 1, rank: shape.count + 1, node)
+        // axis in [-r, r]; a negative axis counts from the rank r (not r + 1).
+        let raw = node.int("axis") ?? 1
+        let a = raw < 0 ? raw + shape.count : raw
+        guard a >= 0, a <= shape.count else { throw fail(node, "axis \(raw) is out of range for rank \(shape.count)") }
         return [shape[..<a].reduce(1, *), shape[a...].reduce(1, *)]
     }
 

@@ -31,6 +31,7 @@ enum KernelRegistry {
     static func supports(_ node: Node) -> Bool {
         guard node.domain.isEmpty || node.domain == "ai.onnx" || node.domain == FusedOps.domain else { return false }
         return lowerings[node.opType] != nil || ConstantEvaluation.evaluators[node.opType] != nil
+            || Canonicalization.rewrittenOperators.contains(node.opType)
     }
 
     /// Lowers one node: folds it when its inputs are all known, else emits its run-time steps.
@@ -68,13 +69,27 @@ enum KernelRegistry {
                 throw GraphError(runtime: "node \(node.label)", error)
             }
         }
-        guard let lowerFn = lowerings[node.opType] else {
-            throw GraphError(
-                .unsupportedOperator,
-                "node \(node.label): \(node.opType) (opset \(opset)) runs only on constant inputs here, and input '\(present.first { !l.isConstant($0) } ?? "?")' is computed at run time"
-            )
+        let evaluator = ConstantEvaluation.evaluators[node.opType]
+        guard let lowerFn = lowerings[node.opType], !(evaluator != nil && RuntimeEvaluation.needsEvaluator(node, l)) else {
+            // No oneDNN lowering, or inputs of types it does not read: the Swift evaluator.
+            guard let evaluator else {
+                throw GraphError(
+                    .unsupportedOperator,
+                    "node \(node.label): \(node.opType) (opset \(opset)) has no kernel for run-time inputs of type \(RuntimeEvaluation.describeTypes(node, l))"
+                )
+            }
+            try RuntimeEvaluation.lower(node, l, evaluator)
+            return
         }
-        do { try lowerFn(node, l) } catch let e as GraphError { throw e } catch {
+        let checkpoint = l.checkpoint()
+        defer { l.commit() }
+        do { try lowerFn(node, l) } catch let e as GraphError {
+            // A lowering that needs constants (run-time Clip bounds, LayerNorm scale, ...): the
+            // evaluator runs the node instead, from a clean state.
+            guard let evaluator, [.unsupportedAttribute, .unsupportedOperator, .shapeMismatch].contains(e.kind) else { throw e }
+            l.restore(checkpoint)
+            do { try RuntimeEvaluation.lower(node, l, evaluator) } catch { throw e }
+        } catch {
             throw GraphError(runtime: "node \(node.label)", error)
         }
     }

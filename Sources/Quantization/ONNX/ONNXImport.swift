@@ -242,8 +242,8 @@ struct ONNXImporter {
     /// The element type that holds an ONNX data type without conversion.
     static func nativeElementType(_ type: Onnx_TensorProto.DataType) -> ElementType? {
         switch type {
-        case .float: .f32
-        case .uint8: .u8
+        case .float, .double, .float16: .f32  // computed in f32 (converted at load)
+        case .uint8, .bool: .u8  // bool as 0/1
         case .int8: .s8
         case .int32: .s32
         case .int64: .i64

@@ -6,12 +6,15 @@
 /// - `Cast` to the element type its input already has, `Transpose` with the identity
 ///   permutation, `Reshape` to the shape its input is declared with (all dims fixed);
 /// - `Clip(x, 0, +inf)` (a ReLU spelled as Clip) becomes `Relu`;
+/// - variadic `Max`/`Min`/`Sum`/`Mean` become chains of binary nodes;
 /// - nodes without a name, or with the name of an earlier node, get a unique one
 ///   (`<opType>_<index>`): placement, exclusions and reports name nodes.
 /// A removed node's output is renamed to its input; when that output is a graph output, the
 /// input is renamed instead (when it is not an input or output of the graph itself).
 struct Canonicalization: GraphPass {
     let name = "canonicalization"
+    /// Operators this pass rewrites into others (they have no kernel of their own).
+    static let rewrittenOperators: Set<String> = ["Sum", "Mean"]
 
     func apply(_ graph: inout Graph) throws(GraphError) -> PassReport {
         var report = PassReport(pass: name)
@@ -43,6 +46,18 @@ struct Canonicalization: GraphPass {
             if n.opType == "Clip", n.domain.isEmpty, isReluClip(n, graph) {
                 n = Node(name: n.name, opType: "Relu", inputs: [n.inputs[0]], outputs: n.outputs)
                 report.applied.append("\(n.label): Clip(0, inf) is Relu")
+            }
+            if ["Max", "Min", "Sum", "Mean"].contains(n.opType), n.domain.isEmpty, n.outputs.count == 1,
+                let chain = binaryChain(n, &graph, names: &names)
+            {
+                report.applied.append("\(n.label): \(n.opType) of \(n.inputs.count) inputs as \(chain.count) binary node(s)")
+                if chain.count == 1 && chain[0].opType == "Identity" {
+                    n = chain[0]
+                } else {
+                    kept.append(contentsOf: chain)
+                    for c in chain { produced.formUnion(c.outputs) }
+                    continue
+                }
             }
             guard let why = noOpReason(n, graph, declared, consumers) else {
                 kept.append(n)
@@ -105,6 +120,36 @@ struct Canonicalization: GraphPass {
         default:
             return nil
         }
+    }
+
+    /// Variadic `Max`/`Min`/`Sum`/`Mean` (ONNX: 1 to 2^31 inputs, broadcasting) as a chain of
+    /// binary `Max`/`Min`/`Add` (one input: `Identity`), `Mean` divided by the input count at
+    /// the end; nil for a binary `Max`/`Min`, which the kernels run as is.
+    private func binaryChain(_ n: Node, _ g: inout Graph, names: inout Set<String>) -> [Node]? {
+        let xs = n.inputs.filter { !$0.isEmpty }
+        guard !xs.isEmpty, !(xs.count == 2 && (n.opType == "Max" || n.opType == "Min")) else { return nil }
+        if xs.count == 1 { return [Node(name: n.name, opType: "Identity", inputs: xs, outputs: n.outputs)] }
+        let op = n.opType == "Max" || n.opType == "Min" ? n.opType : "Add"
+        func fresh(_ base: String) -> String {
+            var name = base, k = 1
+            while names.contains(name) || g.initializers[name] != nil { name = "\(base)_\(k)"; k += 1 }
+            names.insert(name)
+            return name
+        }
+        var chain: [Node] = []
+        var acc = xs[0]
+        for (i, x) in xs.dropFirst().enumerated() {
+            let last = i == xs.count - 2 && n.opType != "Mean"
+            let out = last ? n.outputs[0] : fresh("\(n.name)/\(op)_\(i)")
+            chain.append(Node(name: chain.isEmpty ? n.name : fresh("\(n.name)/\(op)_\(i)"), opType: op, inputs: [acc, x], outputs: [out]))
+            acc = out
+        }
+        if n.opType == "Mean" {
+            let count = fresh("\(n.name)/count")
+            g.initializers[count] = Tensor(shape: [], scalars: [Float(xs.count)])
+            chain.append(Node(name: fresh("\(n.name)/Div"), opType: "Div", inputs: [acc, count], outputs: n.outputs))
+        }
+        return chain
     }
 
     /// `Clip(x, 0)` with no upper bound (attributes before opset 11, inputs after).

@@ -46,6 +46,9 @@ public final class InferenceSession: Sendable {
         var planOrder: [[Int]] = []
     }
     private let state: Mutex<State>
+    /// Integer graph inputs that set shapes (``RuntimeEvaluation/shapeSettingInputs(of:)``):
+    /// constants of the plan, which is made per value.
+    private let specialized: Set<String>
     private static let maxPlans = 8
 
     /// - Throws: `GraphError.unsupportedOperator` naming the first node this library cannot
@@ -67,6 +70,7 @@ public final class InferenceSession: Sendable {
         if options.optimize { try manager.run(Pipelines.engine(opset: model.opsetVersion), on: &g) }
         graph = g
         passReports = manager.reports
+        specialized = RuntimeEvaluation.shapeSettingInputs(of: g)
         do {
             state = Mutex(State(stream: try DNNL.Stream(engine: Engine.shared())))
         } catch {
@@ -116,7 +120,10 @@ public final class InferenceSession: Sendable {
 
     /// The plan for these input shapes (compiled and cached on first use).
     private func plan(for feeds: [String: Tensor], _ s: inout State) throws(GraphError) -> Plan {
-        let key = graph.inputs.flatMap { (feeds[$0.name]?.shape ?? []) + [-1] }
+        // Inputs that set shapes (a Reshape's shape, a Slice's starts, ...) are part of the key:
+        // the plan is made for their values.
+        var key = graph.inputs.flatMap { (feeds[$0.name]?.shape ?? []) + [-1] }
+        for name in specialized { key += (feeds[name]?.intValues() ?? []) + [-2] }
         if let p = s.plans[key] { return p }
         let p = try compile(shapes: feeds, stream: s.stream)
         s.plans[key] = p
@@ -133,14 +140,11 @@ public final class InferenceSession: Sendable {
         var inputSlots: [String: Int] = [:]
         for info in graph.inputs {
             guard let t = inputs[info.name] else { throw GraphError(.badInput, "\(model.source): input '\(info.name)' is missing") }
-            let dt: DataType =
-                switch t.elementType {
-                case .u8: .u8
-                case .s8: .s8
-                case .s32: .s32
-                default: .f32
-                }
-            let s = l.newSlot(info.name, shape: t.shape, try l.descriptor(dims: t.shape, dt))
+            if specialized.contains(info.name) {
+                l.define(info.name, .constant(t))
+                continue
+            }
+            let s = try l.newSlot(info.name, shape: t.shape, type: t.elementType)
             l.graphInputSlots.insert(s)
             inputSlots[info.name] = s
             l.define(info.name, .slot(s))
@@ -157,7 +161,7 @@ public final class InferenceSession: Sendable {
                 var p = try l.plain(s)
                 if l.isGraphInput(p) || l.slots[p].persistent {
                     // An output that is an input or a constant buffer: copy it out.
-                    let c = l.newSlot(o.name, shape: l.slots[p].shape, l.descriptor(p))
+                    let c = try l.newSlot(o.name, shape: l.slots[p].shape, type: l.slots[p].elementType)
                     try l.reorder(from: p, to: c)
                     p = c
                 }
@@ -181,9 +185,6 @@ public final class InferenceSession: Sendable {
             let expected = info.elementType ?? .f32
             guard t.elementType == expected || (expected == .i64 && false) else {
                 throw GraphError(.badInput, "\(model.source): input '\(info.name)' is \(t.elementType), the model declares \(expected)")
-            }
-            guard t.elementType != .i64 else {
-                throw GraphError(.badInput, "\(model.source): input '\(info.name)': run-time i64 inputs are not supported")
             }
             if let shape = info.shape {
                 guard shape.count == t.shape.count else {

@@ -21,6 +21,12 @@ struct Slot {
     /// Weights and other constants: filled once by `fill`, never reused.
     var persistent = false
     var fill: ((Memory, DNNL.Stream) throws -> Void)?
+    /// The element type of a value oneDNN has no type for (i64): stored as plain bytes, a `u8`
+    /// descriptor of `count * 8` elements, read only by Swift kernels. nil: the descriptor's.
+    var logicalType: ElementType? = nil
+
+    /// The element type of the values (the descriptor's, or `logicalType`).
+    var elementType: ElementType { logicalType ?? descriptor.dataType.elementType }
 }
 
 /// One step of a plan before buffers exist: a oneDNN primitive with its arguments by slot, or
@@ -70,7 +76,10 @@ final class Lowering {
 
     // MARK: values
 
-    func define(_ name: String, _ value: LoweredValue) { values[name] = value }
+    func define(_ name: String, _ value: LoweredValue) {
+        if journal != nil { journal!.append((name, values[name])) }
+        values[name] = value
+    }
 
     func value(_ name: String) throws(GraphError) -> LoweredValue {
         guard let v = values[name] else {
@@ -142,6 +151,20 @@ final class Lowering {
         addSlot(Slot(name: name, shape: shape, descriptor: descriptor))
     }
 
+    /// A new plain slot for values of `type`: a oneDNN type when there is one, else bytes
+    /// (`logicalType`).
+    func newSlot(_ name: String, shape: [Int], type: ElementType) throws(GraphError) -> Int {
+        switch type {
+        case .f32: return newSlot(name, shape: shape, try descriptor(dims: shape, .f32))
+        case .u8: return newSlot(name, shape: shape, try descriptor(dims: shape, .u8))
+        case .s8: return newSlot(name, shape: shape, try descriptor(dims: shape, .s8))
+        case .s32: return newSlot(name, shape: shape, try descriptor(dims: shape, .s32))
+        case .i64:
+            let bytes = max(1, shape.reduce(1, *)) * type.byteSize
+            return addSlot(Slot(name: name, shape: shape, descriptor: try descriptor(dims: [bytes], .u8), logicalType: type))
+        }
+    }
+
     /// A view of `source`'s buffer with another shape/descriptor (same bytes).
     func alias(of source: Int, name: String, shape: [Int], _ descriptor: MemoryDescriptor) -> Int {
         let root = slots[source].aliasOf ?? source
@@ -201,6 +224,35 @@ final class Lowering {
     /// Records how the current node runs.
     func note(_ text: String, _ precision: Precision = .fp32) {
         if let node { notes.append(NodeExecution(node: node.label, detail: text, precision: precision)) }
+    }
+
+    // MARK: checkpoints
+
+    /// Where a lowering started, to undo one that failed half way. Cheap to take (counts and a
+    /// journal): slots, steps and notes are only ever appended to.
+    struct Checkpoint {
+        fileprivate var slots: Int, steps: Int, notes: Int, absorbed: Set<String>
+    }
+    /// Values defined since the oldest open checkpoint, with what they replaced.
+    private var journal: [(name: String, old: LoweredValue?)]? = nil
+
+    func checkpoint() -> Checkpoint {
+        journal = []
+        return Checkpoint(slots: slots.count, steps: steps.count, notes: notes.count, absorbed: absorbed)
+    }
+
+    /// Ends a checkpoint's journal without undoing anything.
+    func commit() { journal = nil }
+
+    func restore(_ c: Checkpoint) {
+        for entry in (journal ?? []).reversed() { values[entry.name] = entry.old }
+        journal = nil
+        slots.removeLast(slots.count - c.slots)
+        steps.removeLast(steps.count - c.steps)
+        notes.removeLast(notes.count - c.notes)
+        absorbed = c.absorbed
+        plainCopies = plainCopies.filter { $0.key < c.slots && $0.value < c.slots }
+        constantSlots = constantSlots.filter { $0.value < c.slots }
     }
 
     // MARK: errors

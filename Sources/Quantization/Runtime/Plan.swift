@@ -191,7 +191,7 @@ final class Plan {
             case .constant(let t): result[name] = t
             case .slot(let s):
                 let m = memories[s]
-                var t = Tensor(zeros: slots[s].shape, elementType: slots[s].descriptor.dataType.elementType)
+                var t = Tensor(zeros: slots[s].shape, elementType: slots[s].elementType)
                 t.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: m.dataPointer, byteCount: $0.count) }  // never null
                 result[name] = t
             }

@@ -69,9 +69,13 @@ enum NPY {
         switch descr {
         case "<u1": .u8
         case "<i1": .s8
-        default: ElementType.allCases.first { NPY.descr(of: $0) == descr }
+        default: ElementType.allCases.first { NPY.descr(of: $0) == descr } ?? converted[descr]?.type
         }
     }
+
+    /// Dtypes read by converting each element: float64 and float16 to f32 (rounded to nearest),
+    /// bool to u8 (0/1), like ONNX tensors of those types (ONNXImporter).
+    static let converted: [String: (type: ElementType, size: Int)] = ["<f8": (.f32, 8), "<f2": (.f32, 2), "|b1": (.u8, 1)]
 
     static func encode(_ tensor: Tensor) -> Data {
         let dims = tensor.shape.map(String.init)
@@ -135,7 +139,7 @@ enum NPY {
 
         let expected = header.byteCount
         let found = data.count - dataStart
-        let what = "\(descr(of: header.elementType)) shape \(header.shapeText)"
+        let what = "\(header.descr) shape \(header.shapeText)"
         guard found >= expected else {
             throw fail("truncated data: expected \(expected) bytes for \(what), found \(found)")
         }
@@ -146,7 +150,24 @@ enum NPY {
         }
         var tensor = Tensor(zeros: header.shape, elementType: header.elementType)
         data.withUnsafeBytes { source in
-            tensor.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[dataStart...])) }
+            let raw = UnsafeRawBufferPointer(rebasing: source[dataStart...])
+            tensor.withUnsafeMutableBytes { out in
+                switch header.descr {
+                case "<f8":
+                    for i in 0..<header.count {
+                        out.storeBytes(of: Float(raw.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)), toByteOffset: 4 * i, as: Float.self)
+                    }
+                case "<f2":
+                    for i in 0..<header.count {
+                        out.storeBytes(
+                            of: halfToFloat(raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)), toByteOffset: 4 * i, as: Float.self)
+                    }
+                case "|b1":
+                    for i in 0..<header.count { out[i] = raw[i] == 0 ? 0 : 1 }
+                default:
+                    out.copyMemory(from: raw)
+                }
+            }
         }
         return tensor
     }
@@ -154,7 +175,10 @@ enum NPY {
 
 /// The validated contents of a `.npy` header.
 private struct NPYHeader {
+    /// The file's dtype (`<f4`, `|b1`, ...) and the element type it is read as.
+    let descr: String
     let elementType: ElementType
+    let count: Int
     let shape: [Int]
     let shapeText: String
     let byteCount: Int
@@ -208,9 +232,17 @@ private struct NPYHeader {
             guard n >= 0 else { throw fail("invalid shape \(shapeValue): negative dimension \(n)") }
             shape.append(n)
         }
-        guard let byteCount = Tensor.byteCount(of: shape, elementType: type) else {
+        guard var byteCount = Tensor.byteCount(of: shape, elementType: type) else {
             throw fail("invalid shape \(shapeValue): too many elements")
         }
+        self.count = shape.reduce(1, *)
+        if let c = NPY.converted[name] {
+            guard case (let b, false) = count.multipliedReportingOverflow(by: c.size) else {
+                throw fail("invalid shape \(shapeValue): too many elements")
+            }
+            byteCount = b
+        }
+        self.descr = name
         self.elementType = type
         self.shape = shape
         self.shapeText = shapeValue.description

@@ -16,13 +16,13 @@ The tests recompute every value from the same formulas, so keep them in sync:
   plain.npz          np.savez            a = f32 (2, 3), b = s8 (4,), c = i64 (2,) (formulas above)
   compressed.npz     np.savez_compressed same members
 Malformed inputs:
-  f8.npy             float64 (2,)       unsupported dtype '<f8'
+  f8.npy             float64 (2,)       read as f32 [1, 2]
   f4_big_endian.npy  '>f4' (2,)         big-endian
   fortran.npy        float32 (2, 3) in Fortran order
   v3.npy             float32 (2,) written as format 3.0
-  b1.npy             bool (2,)           unsupported dtype '|b1'
+  b1.npy             bool (2,)           read as u8 [1, 0]
   not_npy_member.npz zip with a.npy and readme.txt
-  bad_member.npz     np.savez with good = u8 (5,) and bad = float64 (2,)
+  bad_member.npz     np.savez with good = u8 (5,) and bad = uint64 (2,)
 """
 import os
 import sys
@@ -95,4 +95,4 @@ np.save(path("b1.npy"), np.array([True, False]))
 with zipfile.ZipFile(path("not_npy_member.npz"), "w") as z:
     z.writestr("a.npy", open(path("u8_5.npy"), "rb").read())
     z.writestr("readme.txt", "not an array\n")
-np.savez(path("bad_member.npz"), good=u8((5,)), bad=np.array([1.0, 2.0]))
+np.savez(path("bad_member.npz"), good=u8((5,)), bad=np.array([1, 2], dtype=np.uint64))

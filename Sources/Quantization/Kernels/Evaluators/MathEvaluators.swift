@@ -1,0 +1,7 @@
+import Foundation
+
+/// Math operators evaluated in Swift over `Tensor`s (at plan time on constants, at run time
+/// through `RuntimeEvaluation`), following the ONNX operator spec.
+enum MathEvaluators {
+    static func register(_ e: inout [String: ConstantEvaluation.Evaluator]) {}
+}
