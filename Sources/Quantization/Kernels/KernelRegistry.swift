@@ -42,6 +42,12 @@ enum KernelRegistry {
         "QAdd": 2, "QMul": 2, "LSTM": 3, "GRU": 3, "BatchNormalization": 5, "QuantizeLinear": 2,
         "DequantizeLinear": 2, "Tile": 2, "Expand": 2, "Gather": 2, "Where": 3, "Range": 3, "Equal": 2,
         "Less": 2, "Greater": 2, "LessOrEqual": 2, "GreaterOrEqual": 2, "And": 2, "Or": 2, "Mod": 2,
+        "GatherElements": 2, "GatherND": 2, "ScatterElements": 3, "Scatter": 3, "ScatterND": 3, "OneHot": 3, "CumSum": 2,
+        "CumProd": 2, "ReverseSequence": 2, "Compress": 2,
+        // Math evaluators (Kernels/Evaluators/MathEvaluators.swift).
+        "Xor": 2, "BitShift": 2, "BitwiseAnd": 2, "BitwiseOr": 2, "BitwiseXor": 2, "PRelu": 2, "CastLike": 2,
+        // Normalization and neural evaluators (Kernels/Evaluators).
+        "LayerNormalization": 2, "RMSNormalization": 2, "GroupNormalization": 3, "InstanceNormalization": 3,
     ]
 
     static func lower(_ node: Node, _ l: Lowering, opset: Int) throws(GraphError) {
