@@ -123,6 +123,19 @@ final class SessionErrorTests: XCTestCase {
         assertCreationFails(m, mentions: ["NonMaxSuppression 'suppress'", "opset 11"])
     }
 
+    /// An attribute no version of the operator defines is refused (onnxruntime: "Unrecognized
+    /// attribute"), naming node and attribute; the attributes of older versions are accepted.
+    func testUnknownAttributeFailsAtSessionCreation() throws {
+        let bad = Graph(
+            name: "typo", nodes: [Node(name: "act", opType: "LeakyRelu", inputs: ["x"], outputs: ["y"], attributes: ["alpah": .float(0.2)])],
+            inputs: [f32("x", [.fixed(2)])], outputs: [f32("y", [.fixed(2)])])
+        assertCreationFails(try model("typo", bad), mentions: ["LeakyRelu 'act'", "'alpah'", "alpha"], kind: .invalidModel)
+        let old = Graph(
+            name: "old", nodes: [Node(name: "add", opType: "Add", inputs: ["x", "x"], outputs: ["y"], attributes: ["broadcast": .int(0)])],
+            inputs: [f32("x", [.fixed(2)])], outputs: [f32("y", [.fixed(2)])])
+        XCTAssertNoThrow(try InferenceSession(model: try model("old", old)))
+    }
+
     func testCustomDomainOperatorFailsAtSessionCreation() throws {
         let m = try model(
             "custom",
@@ -134,12 +147,14 @@ final class SessionErrorTests: XCTestCase {
         assertCreationFails(m, mentions: ["Relu 'mine'", "com.example", "opset 13"])
     }
 
-    private func assertCreationFails(_ m: Model, mentions parts: [String], file: StaticString = #filePath, line: UInt = #line) {
+    private func assertCreationFails(
+        _ m: Model, mentions parts: [String], kind: GraphError.Kind = .unsupportedOperator, file: StaticString = #filePath, line: UInt = #line
+    ) {
         do {
             _ = try InferenceSession(model: m)
-            XCTFail("expected an unsupportedOperator error", file: file, line: line)
+            XCTFail("expected an \(kind) error", file: file, line: line)
         } catch {
-            XCTAssertEqual(error.kind, .unsupportedOperator, "\(error)", file: file, line: line)
+            XCTAssertEqual(error.kind, kind, "\(error)", file: file, line: line)
             for part in [m.source] + parts where !error.description.contains(part) {
                 XCTFail("'\(error)' does not mention '\(part)'", file: file, line: line)
             }

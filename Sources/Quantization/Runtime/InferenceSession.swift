@@ -65,6 +65,18 @@ public final class InferenceSession: Sendable {
                 .unsupportedOperator,
                 "\(model.source): node \(node.label): operator \(node.opType)\(domain) (opset \(model.opsetVersion)) is not supported")
         }
+        do { try AttributeValidation.validate(model.graph) } catch { throw GraphError(error.kind, "\(model.source): \(error.message)") }
+        // Attributes no version of the operator defines (a typo, another tool's extension): refused
+        // like onnxruntime does, rather than ignored.
+        for node in model.graph.nodes where node.domain.isEmpty || node.domain == "ai.onnx" {
+            guard let known = OperatorSchemas.attributes[node.opType] else { continue }
+            if let unknown = node.attributes.keys.sorted().first(where: { !known.contains($0) }) {
+                throw GraphError(
+                    .invalidModel,
+                    "\(model.source): node \(node.label): \(node.opType) has no attribute '\(unknown)' (ONNX defines: \(known.sorted().joined(separator: ", ")))"
+                )
+            }
+        }
         var g = model.graph
         var manager = PassManager(disabled: options.disabledPasses)
         if options.optimize { try manager.run(Pipelines.engine(opset: model.opsetVersion), on: &g) }
