@@ -3,6 +3,7 @@
 
   Benchmarks/compare_onnxruntime.py                       # det and rec, 1 and 2 threads, 3 rounds
   Benchmarks/compare_onnxruntime.py --models det,rec,cls,rec_v2,vad --rounds 5 --seconds 3
+  Benchmarks/compare_onnxruntime.py --models resnet50,mobilenet_v2 --threads 1   # the seed's zoo
   Benchmarks/compare_onnxruntime.py --threads 1 --binary .build/release/dnnl-quant --build
   Benchmarks/compare_onnxruntime.py --ours-env OMP_WAIT_POLICY=passive   # our subprocess's env
 
@@ -68,6 +69,9 @@ MODELS = {
     "rec_v2": ("ppocr_v2_rec", "words_v2/word_00000.npy"),
     "vad": ("silero_vad", "speech/Front_Center.npz"),
 }
+# The seed's CNNs as paddle2onnx exports them (Models/paddle_export.py zoo NAME; made when
+# missing, cached in $DNNL_QUANT_CACHE/paddle/zoo with a 1x3x224x224 input NAME.input.npy).
+ZOO = ["resnet50", "resnet101", "mobilenet_v1", "mobilenet_v2", "vgg16", "vgg19"]
 DEFAULT_BINARY = os.path.join(ROOT, ".build", "release", "dnnl-quant")
 
 
@@ -158,9 +162,9 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in MODELS and m not in ZOO]
     if unknown:
-        p.error(f"unknown model(s) {unknown}; known: {list(MODELS)}")
+        p.error(f"unknown model(s) {unknown}; known: {list(MODELS) + ZOO}")
     try:
         threads = [int(t) for t in args.threads.split(",") if t.strip()]
     except ValueError:
@@ -184,6 +188,13 @@ def main(argv=None):
     tmp = tempfile.mkdtemp(prefix="compare_ort_")
     cases = {}
     for m in models:
+        if m in ZOO:
+            base = os.path.join(fetch.CACHE, "paddle", "zoo", m)
+            if not os.path.exists(base + ".onnx"):
+                subprocess.run([sys.executable, os.path.join(ROOT, "Models", "paddle_export.py"), "zoo", m], check=True)
+            feed, input_args = load_feed(base + ".input.npy", tmp)
+            cases[m] = (base + ".onnx", base + ".input.npy", feed, input_args)
+            continue
         entry, rel = MODELS[m]
         data_file = os.path.join(args.data, rel)
         if not os.path.exists(data_file):
