@@ -48,6 +48,8 @@ enum KernelRegistry {
         "Xor": 2, "BitShift": 2, "BitwiseAnd": 2, "BitwiseOr": 2, "BitwiseXor": 2, "PRelu": 2, "CastLike": 2,
         // Normalization and neural evaluators (Kernels/Evaluators).
         "LayerNormalization": 2, "RMSNormalization": 2, "GroupNormalization": 3, "InstanceNormalization": 3,
+        "MatMulInteger": 2, "ConvInteger": 2, "QLinearMatMul": 8, "QLinearConv": 8, "NegativeLogLikelihoodLoss": 2,
+        "SoftmaxCrossEntropyLoss": 2,
     ]
 
     static func lower(_ node: Node, _ l: Lowering, opset: Int) throws(GraphError) {
