@@ -8,7 +8,9 @@ struct ActivationPatternFusion: GraphPass {
     func apply(_ graph: inout Graph) throws(GraphError) -> PassReport {
         var report = PassReport(pass: name)
         var e = GraphEditor(graph)
-        for (i, node) in e.nodes.enumerated() where !e.touched(i) {
+        // The patterns index inputs and outputs: a node without them (refused at import and
+        // session creation; a caller's graph may still have one) matches nothing.
+        for (i, node) in e.nodes.enumerated() where !e.touched(i) && !node.inputs.isEmpty && !node.outputs.isEmpty {
             switch node.opType {
             case "Add": matchHardSwishFromClip(i, &e, &report)
             case "HardSigmoid": matchHardSwishFromHardSigmoid(i, &e, &report)
@@ -22,15 +24,16 @@ struct ActivationPatternFusion: GraphPass {
 
     /// The index of a Mul reading both `x` and `y`, consuming `y` alone.
     private func mulOf(_ x: String, _ y: String, _ e: GraphEditor) -> Int? {
-        guard let m = e.soleConsumer(y), e.nodes[m].opType == "Mul", Set(e.nodes[m].inputs) == Set([x, y]) else { return nil }
+        guard let m = e.soleConsumer(y), e.nodes[m].opType == "Mul", Set(e.nodes[m].inputs) == Set([x, y]), !e.nodes[m].outputs.isEmpty
+        else { return nil }
         return m
     }
 
     /// `Mul` then `Div(., 6)` or `Mul(., 1/6)`: the index of that final scaling node.
     private func divideBySix(_ value: String, _ e: GraphEditor) -> Int? {
-        guard let d = e.soleConsumer(value) else { return nil }
+        guard let d = e.soleConsumer(value), !e.nodes[d].outputs.isEmpty else { return nil }
         let n = e.nodes[d]
-        if n.opType == "Div", n.inputs[0] == value, let c = e.scalar(n.inputs[1]), c == 6 { return d }
+        if n.opType == "Div", n.inputs.count == 2, n.inputs[0] == value, let c = e.scalar(n.inputs[1]), c == 6 { return d }
         if n.opType == "Mul", let (_, c, _) = e.constantOperand(n), c.count == 1, abs(c.floatValues()[0] - 1 / 6) < 1e-6 { return d }
         return nil
     }
@@ -38,7 +41,7 @@ struct ActivationPatternFusion: GraphPass {
     private func matchHardSwishFromClip(_ i: Int, _ e: inout GraphEditor, _ r: inout PassReport) {
         let add = e.nodes[i]
         guard let (x, c, _) = e.constantOperand(add), c.count == 1, c.floatValues()[0] == 3,
-            let ci = e.soleConsumer(add.outputs[0]), e.nodes[ci].opType == "Clip"
+            let ci = e.soleConsumer(add.outputs[0]), e.nodes[ci].opType == "Clip", !e.nodes[ci].outputs.isEmpty
         else { return }
         let clip = e.nodes[ci]
         let lo = clip.float("min") ?? e.scalar(clip.input(1)), hi = clip.float("max") ?? e.scalar(clip.input(2))

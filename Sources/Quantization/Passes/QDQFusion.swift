@@ -17,7 +17,9 @@ struct QDQFusion: GraphPass {
         var report = PassReport(pass: name)
         var e = GraphEditor(graph)
         guard e.nodes.contains(where: { $0.opType == "DequantizeLinear" }) else { return report }
-        for (i, node) in e.nodes.enumerated() where !e.touched(i) {
+        // A node without its inputs or outputs (refused at import and session creation; a
+        // caller's graph may still have one) is left alone rather than indexed.
+        for (i, node) in e.nodes.enumerated() where !e.touched(i) && !node.inputs.isEmpty && !node.inputs[0].isEmpty && !node.outputs.isEmpty {
             let traits = OpTraits.of(node, constants: e.constant)
             if traits.contains(.unitAnchor) {
                 fuseAnchor(i, &e, &report, kind: node.opType == "Conv" ? "QConv" : "QMatMul")
@@ -34,28 +36,31 @@ struct QDQFusion: GraphPass {
 
     // MARK: Q/DQ helpers
 
+    /// The smallest weight scale an INT8 anchor takes (see ``fuseAnchor``).
+    static let smallestWeightScale: Float = 1e-30
+
     /// Per-tensor parameters of a Q or DQ node with constant scale and zero point.
     static func params(_ n: Node, _ e: GraphEditor) -> QuantParams? {
-        guard let s = e.constant(n.input(1)), s.count == 1 else { return nil }
+        guard let s = e.constant(n.input(1)), s.count == 1, let scale = s.floatValues().first, scale.isFinite, scale > 0 else { return nil }
         let zp = e.constant(n.input(2))
         if n.input(2) != nil && zp == nil { return nil }
         let type = zp?.elementType ?? .u8
         guard type == .u8 || type == .s8 else { return nil }
-        return QuantParams(scale: s.floatValues()[0], zeroPoint: zp?.intValues().first ?? 0, type: type)
+        return QuantParams(scale: scale, zeroPoint: zp?.intValues().first ?? 0, type: type)
     }
 
     /// `value` = DQ(q) of a run-time int8 tensor: (q's name, parameters, DQ node index).
     static func dequantized(_ value: String, _ e: GraphEditor) -> (q: String, p: QuantParams, node: Int)? {
         guard let i = e.producer(value), e.nodes[i].opType == "DequantizeLinear", !e.touched(i),
-            e.constant(e.nodes[i].inputs[0]) == nil, let p = params(e.nodes[i], e)
+            let q = e.nodes[i].inputs.first, !q.isEmpty, e.constant(q) == nil, let p = params(e.nodes[i], e)
         else { return nil }
-        return (e.nodes[i].inputs[0], p, i)
+        return (q, p, i)
     }
 
     /// `value` = DQ(w_q) of a constant: (w_q, per-channel scales, axis).
     static func dequantizedConstant(_ value: String, _ e: GraphEditor) -> (w: Tensor, scales: [Float], axis: Int)? {
         guard let i = e.producer(value), e.nodes[i].opType == "DequantizeLinear",
-            let w = e.constant(e.nodes[i].inputs[0]), w.elementType == .s8,
+            let w = e.constant(e.nodes[i].input(0)), w.elementType == .s8,
             let s = e.constant(e.nodes[i].input(1))
         else { return nil }
         if let zp = e.constant(e.nodes[i].input(2)), zp.intValues().contains(where: { $0 != 0 }) { return nil }
@@ -67,7 +72,7 @@ struct QDQFusion: GraphPass {
     /// The real value of a constant, or of DQ(constant) (a quantized bias).
     static func realConstant(_ value: String, _ e: GraphEditor) -> Tensor? {
         if let t = e.constant(value) { return t.elementType == .f32 ? t : nil }
-        guard let i = e.producer(value), e.nodes[i].opType == "DequantizeLinear", let q = e.constant(e.nodes[i].inputs[0]),
+        guard let i = e.producer(value), e.nodes[i].opType == "DequantizeLinear", let q = e.constant(e.nodes[i].input(0)),
             let t = try? QuantizeKernels.evaluate(e.nodes[i], e.nodes[i].inputs.map { e.constant($0) }, 13).first
         else { return nil }
         _ = q
@@ -103,9 +108,16 @@ struct QDQFusion: GraphPass {
 
     private func fuseAnchor(_ i: Int, _ e: inout GraphEditor, _ r: inout PassReport, kind: String) {
         let anchor = e.nodes[i]
-        guard let x = Self.dequantized(anchor.inputs[0], e) else { return }
+        guard anchor.inputs.count >= 2, let x = Self.dequantized(anchor.inputs[0], e) else { return }
         guard let w = Self.dequantizedConstant(anchor.inputs[1], e) else {
             r.skipped.append("\(anchor.label): weights are not a dequantized s8 constant")
+            return
+        }
+        // A weight scale this small (a denormal such as 1e-40) underflows the INT8 kernel's
+        // combined output scale `src_scale * w_scale / dst_scale`: the node stays FP32, where
+        // the dequantized weights are exact.
+        if let tiny = w.scales.first(where: { !($0.isFinite && $0 >= Self.smallestWeightScale) }) {
+            r.skipped.append("\(anchor.label): weight scale \(tiny) is below \(Self.smallestWeightScale) (or not finite): stays FP32")
             return
         }
         guard let weights = int8Weights(anchor, w, kind: kind, &r) else { return }
