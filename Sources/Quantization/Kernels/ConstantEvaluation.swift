@@ -251,20 +251,30 @@ enum ConstantEvaluation {
     }
 
     /// Resolves a Reshape target (0 copies the input dim unless allowzero, -1 is inferred).
+    /// Every product is overflow-checked: a target such as `[2, 2^62, 4]` is an error, not a trap.
     static func reshapeShape(_ node: Node, input: [Int], target: [Int]) throws(GraphError) -> [Int] {
         let allowZero = node.int("allowzero") == 1
         var out = target.enumerated().map { i, d in (d == 0 && !allowZero && i < input.count) ? input[i] : d }
-        let total = input.reduce(1, *)
+        func invalid() -> GraphError { GraphError(.shapeMismatch, "node \(node.label): cannot reshape \(input) to \(target)") }
+        func product(_ dims: [Int]) -> Int? {
+            var p = 1
+            for d in dims {
+                let (r, overflow) = p.multipliedReportingOverflow(by: d)
+                if overflow { return nil }
+                p = r
+            }
+            return p
+        }
+        guard input.allSatisfy({ $0 >= 0 }), out.allSatisfy({ $0 >= -1 }), out.filter({ $0 == -1 }).count <= 1,
+            let total = product(input)
+        else { throw invalid() }
         if let m = out.firstIndex(of: -1) {
-            let known = out.enumerated().filter { $0.offset != m }.map(\.element).reduce(1, *)
-            guard known > 0, total % known == 0 else {
-                throw GraphError(.shapeMismatch, "node \(node.label): cannot reshape \(input) to \(target)")
+            guard let known = product(out.enumerated().filter { $0.offset != m }.map(\.element)), known > 0, total % known == 0 else {
+                throw invalid()
             }
             out[m] = total / known
         }
-        guard out.reduce(1, *) == total, out.allSatisfy({ $0 >= 0 }) else {
-            throw GraphError(.shapeMismatch, "node \(node.label): cannot reshape \(input) to \(target)")
-        }
+        guard product(out) == total else { throw invalid() }
         return out
     }
 
@@ -278,7 +288,14 @@ enum ConstantEvaluation {
         let raw = node.int("axis") ?? 1
         let a = raw < 0 ? raw + shape.count : raw
         guard a >= 0, a <= shape.count else { throw fail(node, "axis \(raw) is out of range for rank \(shape.count)") }
-        return [shape[..<a].reduce(1, *), shape[a...].reduce(1, *)]
+        let (outer, o1) = shape[..<a].reduce((1, false)) { p, d in
+            let r = p.0.multipliedReportingOverflow(by: d); return (r.0, p.1 || r.1)
+        }
+        let (inner, o2) = shape[a...].reduce((1, false)) { p, d in
+            let r = p.0.multipliedReportingOverflow(by: d); return (r.0, p.1 || r.1)
+        }
+        guard !o1, !o2 else { throw fail(node, "shape \(shape) has too many elements") }
+        return [outer, inner]
     }
 
     static func flatten(_ node: Node, _ x: [Tensor?], _ opset: Int) throws(GraphError) -> [Tensor] {

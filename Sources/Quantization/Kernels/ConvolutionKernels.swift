@@ -223,8 +223,10 @@ struct ConvGeometry {
         // Bounded so that the output size arithmetic below cannot overflow.
         let limit = 1 << 24
         let attributeValues = strides + dilations + kernel + outputPadding + (node.ints("pads") ?? []) + (node.ints("output_shape") ?? [])
-        guard attributeValues.allSatisfy({ abs($0) <= limit }) else {
-            throw l.fail(.unsupportedAttribute, "kernel_shape, strides, dilations, pads and output sizes must be at most \(limit)")
+        guard attributeValues.allSatisfy({ $0 >= -limit && $0 <= limit }), xShape.allSatisfy({ $0 >= 0 && $0 <= 1 << 31 }) else {
+            throw l.fail(
+                .unsupportedAttribute,
+                "kernel_shape, strides, dilations, pads and output sizes must be within ±\(limit) and input dims \(xShape) at most 2^31")
         }
         if transposed, let os = node.ints("output_shape"), os.count < sp {
             throw l.fail(.unsupportedAttribute, "output_shape \(os) needs \(sp) spatial sizes")
@@ -232,11 +234,19 @@ struct ConvGeometry {
         guard kernel == Array(wShape[2...]) else {
             throw l.fail(.shapeMismatch, "kernel_shape \(kernel) differs from the weights' \(Array(wShape[2...]))")
         }
-        guard groups > 0 else { throw l.fail(.unsupportedAttribute, "group \(groups) must be positive") }
         c = xShape[1]
-        oc = transposed ? wShape[1] * groups : wShape[0]
+        // A group count above the input channels can never divide them (and would overflow
+        // `OC/G * G` below).
+        guard groups > 0, groups <= max(c, 1) else {
+            throw l.fail(.unsupportedAttribute, "group \(groups) must be between 1 and the \(c) input channels")
+        }
+        let (transposedOC, ocOverflow) = wShape[1].multipliedReportingOverflow(by: groups)
+        guard !transposed || !ocOverflow else {
+            throw l.fail(.shapeMismatch, "weights \(wShape) with \(groups) groups have too many output channels")
+        }
+        oc = transposed ? transposedOC : wShape[0]
         let icPerGroup = transposed ? wShape[0] / groups : wShape[1]
-        guard c == icPerGroup * groups, c % groups == 0, oc % groups == 0 else {
+        guard c % groups == 0, c / groups == icPerGroup, !transposed || wShape[0] % groups == 0, oc % groups == 0 else {
             throw l.fail(.shapeMismatch, "input channels \(c) do not match weights \(wShape) with \(groups) groups")
         }
         (padBegin, padEnd) = ConvolutionKernels.padding(

@@ -68,6 +68,12 @@ enum LayoutKernels {
 
     /// Copies `src[offsets ..< offsets + dims]` (a plain slot) into a new plain slot.
     static func copyBlock(_ l: Lowering, from src: Int, dims: [Int], offsets: [Int], name: String) throws(GraphError) -> Int {
+        // An empty block (or a block of an empty source) copies nothing: oneDNN's sub-memory
+        // reorder divides by the dims (SIGFPE on a zero).
+        if dims.contains(0) || l.slots[src].shape.contains(0) {
+            guard dims.allSatisfy({ $0 >= 0 }) else { throw l.fail(.shapeMismatch, "block \(dims) has a negative size") }
+            return l.newSlot(name, shape: dims, try l.descriptor(dims: dims, l.descriptor(src).dataType))
+        }
         let sub = try l.wrap { () throws(DNNLError) in try l.descriptor(src).submemory(dims: dims, offsets: offsets) }
         let viewSlot = l.alias(of: src, name: name + ".view", shape: dims, sub)
         let dst = l.newSlot(name, shape: dims, try l.descriptor(dims: dims, sub.dataType))
@@ -100,7 +106,7 @@ enum LayoutKernels {
             let chunk = (shape[axis] + k - 1) / k
             sizes = (0..<k).map { min(chunk, shape[axis] - $0 * chunk) }
         }
-        guard sizes.count == node.outputs.count, sizes.reduce(0, +) == shape[axis] else {
+        guard sizes.count == node.outputs.count, sizes.allSatisfy({ $0 >= 0 && $0 <= shape[axis] }), sizes.reduce(0, +) == shape[axis] else {
             throw l.fail(.shapeMismatch, "split sizes \(sizes) do not cover \(shape[axis])")
         }
         var offset = 0

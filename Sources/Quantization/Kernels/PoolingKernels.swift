@@ -29,8 +29,17 @@ enum PoolingKernels {
             throw l.fail(
                 .unsupportedAttribute, "kernel_shape, strides, dilations (positive, \(sp) each) and pads (non-negative, \(2 * sp)) do not fit")
         }
+        // Bounded (like Conv's) so that the window and output size arithmetic below cannot overflow.
+        let limit = 1 << 24
+        guard global || (kernel + declaredPads + declaredStrides + declaredDilations).allSatisfy({ $0 <= limit }),
+            xShape.allSatisfy({ $0 >= 0 && $0 <= 1 << 31 })
+        else {
+            throw l.fail(
+                .unsupportedAttribute,
+                "kernel_shape, strides, dilations and pads must be at most \(limit) and input dims \(xShape) at most 2^31")
+        }
         let strides = global ? [Int](repeating: 1, count: sp) : (node.ints("strides") ?? [Int](repeating: 1, count: sp))
-        let dilations = node.ints("dilations") ?? [Int](repeating: 1, count: sp)
+        let dilations = global ? [Int](repeating: 1, count: sp) : declaredDilations
         var (padB, padE) =
             global
             ? ([Int](repeating: 0, count: sp), [Int](repeating: 0, count: sp))

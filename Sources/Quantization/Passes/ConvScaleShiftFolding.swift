@@ -54,6 +54,9 @@ struct ConvScaleShiftFolding: GraphPass {
         guard let w = e.constant(conv.input(1)), w.shape.count >= 3 else { return }
         let transposed = conv.opType == "ConvTranspose"
         let groups = conv.int("group") ?? 1
+        // Groups that do not divide the weights' channels are left for the kernel to refuse
+        // (and `w.shape[1] * groups` cannot overflow once groups <= w.shape[0]).
+        guard groups > 0, w.count > 0, groups <= w.shape[0], w.shape[0] % groups == 0 else { return }
         // Output channel of each weight: Conv [OC, IC/g, k...]; ConvTranspose [IC, OC/g, k...].
         let oc = transposed ? w.shape[1] * groups : w.shape[0], rank = w.shape.count
         let kernelSize = w.shape[2...].reduce(1, *)
