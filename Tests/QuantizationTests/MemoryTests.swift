@@ -90,8 +90,10 @@ final class MemoryTests: XCTestCase {
         assertClean(
             try memcheck(["run", model.path, "--input", input.path, "--output-dir", folder.appendingPathComponent("o1").path], in: folder), status: 0,
             "run fp32")
-        assertClean(
-            try memcheck(["quantize", model.path, "--calibration", calibration.path, "--output", int8.path], in: folder), status: 0, "quantize")
+        // Valgrind emulates a CPU without AVX-512 (oneDNN picks AVX2 kernels, less accurate in
+        // INT8): the SQNR floor is not what this test checks.
+        let quantize = ["quantize", model.path, "--calibration", calibration.path, "--output", int8.path, "--min-output-sqnr=-100"]
+        assertClean(try memcheck(quantize, in: folder), status: 0, "quantize")
         assertClean(
             try memcheck(["run", int8.path, "--input", input.path, "--output-dir", folder.appendingPathComponent("o2").path], in: folder), status: 0,
             "run int8")
