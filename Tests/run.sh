@@ -19,6 +19,14 @@ if ! command -v valgrind >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq valgrind >/dev/null
 fi
+# gdb (stacks of crashes and hangs) and prlimit (util-linux: memory limit per case) for the
+# fuzzer (FuzzRegressionTests: Tests/fuzz/fuzz.py).
+if ! command -v gdb >/dev/null 2>&1 || ! command -v prlimit >/dev/null 2>&1; then
+  echo "installing gdb and util-linux (prlimit) ..."
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq gdb util-linux >/dev/null
+fi
 
 # The Python environment of every helper: the venv $DNNL_QUANT_CACHE/venv with
 # Models/requirements.txt (Models/python_env.sh). It exports PYTHON, which the Swift tests run

@@ -108,6 +108,10 @@ enum AttributeValidation {
     /// Operators of the default domain that take no inputs.
     static let sourceOperators: Set<String> = ["Constant", "RandomNormal", "RandomUniform"]
 
+    /// ONNX minimum input counts where ``KernelRegistry/minimumInputs`` (what a kernel reads,
+    /// after canonicalization) asks for more: variadic Max and Min take one input.
+    static let variadicMinimumInputs: [String: Int] = ["Max": 1, "Min": 1, "Sum": 1, "Mean": 1]
+
     /// Throws when a node of a known operator (one ``KernelRegistry/supports(_:)`` accepts) has
     /// fewer than its required inputs (``KernelRegistry/minimumInputs``, else 1), an empty first
     /// input, or no output: the graph passes and kernels index them.
@@ -115,7 +119,7 @@ enum AttributeValidation {
         guard node.domain.isEmpty || node.domain == "ai.onnx", !sourceOperators.contains(node.opType),
             KernelRegistry.supports(node)
         else { return }
-        let needed = KernelRegistry.minimumInputs[node.opType] ?? 1
+        let needed = variadicMinimumInputs[node.opType] ?? KernelRegistry.minimumInputs[node.opType] ?? 1
         guard node.inputs.count >= needed, node.inputs.first.map({ !$0.isEmpty }) ?? false else {
             throw GraphError(
                 .invalidModel,
