@@ -37,7 +37,7 @@ enum KernelRegistry {
     /// Lowers one node: folds it when its inputs are all known, else emits its run-time steps.
     /// Inputs an operator needs at least (others: 1).
     static let minimumInputs: [String: Int] = [
-        "Add": 2, "Sub": 2, "Max": 2, "Min": 2, "Mul": 2, "Div": 2, "Pow": 2, "MatMul": 2, "Gemm": 2, "Conv": 2, "ConvTranspose": 2,
+        "Add": 2, "Sub": 2, "Max": 1, "Min": 1, "Mul": 2, "Div": 2, "Pow": 2, "MatMul": 2, "Gemm": 2, "Conv": 2, "ConvTranspose": 2,
         "FusedConv": 2, "FusedConvTranspose": 2, "FusedMatMul": 2, "FusedGemm": 2, "QConv": 2, "QMatMul": 2,
         "QAdd": 2, "QMul": 2, "LSTM": 3, "GRU": 3, "BatchNormalization": 5, "QuantizeLinear": 2,
         "DequantizeLinear": 2, "Tile": 2, "Expand": 2, "Gather": 2, "Where": 3, "Range": 3, "Equal": 2,

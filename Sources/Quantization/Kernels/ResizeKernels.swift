@@ -37,8 +37,10 @@ enum ResizeKernels {
             throw l.fail(.unsupportedAttribute, "Resize of batch or channel dims (\(shape) -> \(out))")
         }
         let integer = zip(out, shape).allSatisfy { o, i in i > 0 && o % i == 0 } && shape.count >= 3
-        let ctm = node.string("coordinate_transformation_mode") ?? (l.opset < 11 ? "asymmetric" : "half_pixel")
-        let nearestMode = node.string("nearest_mode") ?? "round_prefer_floor"
+        // Upsample (and Resize before opset 11): asymmetric coordinates, floor (ONNX Upsample-9).
+        let legacy = node.opType == "Upsample" || l.opset < 11
+        let ctm = legacy ? "asymmetric" : node.string("coordinate_transformation_mode") ?? "half_pixel"
+        let nearestMode = legacy ? "floor" : node.string("nearest_mode") ?? "round_prefer_floor"
         // oneDNN rounds half-pixel coordinates half away from zero: at integer scales that
         // equals ONNX round_prefer_floor/ceil (no exact halves occur), not floor or ceil.
         let halfPixel = ctm == "half_pixel" || ctm == "pytorch_half_pixel"

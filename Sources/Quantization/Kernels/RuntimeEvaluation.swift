@@ -9,14 +9,14 @@ import DNNL
 ///
 /// The output shapes are found when the plan is made, by evaluating the node on zeros of the
 /// input shapes. That is only valid when the output shape depends on input shapes alone; inputs
-/// that set shapes (``shapeSetting``) must be known then: constants, or integer graph inputs,
-/// for whose values the session makes a plan of its own (``shapeSettingInputs(of:)``).
+/// that set shapes (``shapeSetting``) must be known then: constants, or graph inputs, for whose
+/// values the session makes a plan of its own (``shapeSettingInputs(of:)``).
 enum RuntimeEvaluation {
     /// Inputs whose values set the output shape, by op type.
     static let shapeSetting: [String: Set<Int>] = {
         var r: [String: Set<Int>] = [
             "Reshape": [1], "Expand": [1], "Tile": [1], "Slice": [1, 2, 3, 4], "ConstantOfShape": [0], "Range": [0, 1, 2],
-            "Unsqueeze": [1], "Squeeze": [1], "Resize": [1, 2, 3], "Upsample": [1], "Pad": [1, 3], "TopK": [1], "OneHot": [1],
+            "Unsqueeze": [1], "Squeeze": [1], "Resize": [2, 3], "Upsample": [1], "Pad": [1, 3], "TopK": [1], "OneHot": [1],
             "Split": [1], "CenterCropPad": [1], "NonZero": [0], "Compress": [1], "Unique": [0], "EyeLike": [],
         ]
         for op in [
@@ -28,9 +28,10 @@ enum RuntimeEvaluation {
         return r
     }()
 
-    /// Integer (i64/s32) graph inputs that some node reads as a shape-setting input.
+    /// Graph inputs that some node reads as a shape-setting input (a Reshape's shape, a
+    /// Resize's scales, ...).
     static func shapeSettingInputs(of graph: Graph) -> Set<String> {
-        let candidates = Set(graph.inputs.filter { $0.elementType == .i64 || $0.elementType == .s32 }.map(\.name))
+        let candidates = Set(graph.inputs.map(\.name))
         var result: Set<String> = []
         for node in graph.nodes {
             for i in shapeSetting[node.opType] ?? [] where i < node.inputs.count && candidates.contains(node.inputs[i]) {
@@ -72,7 +73,7 @@ enum RuntimeEvaluation {
                 guard !settingShapes.contains(i) else {
                     throw l.fail(
                         .unsupportedOperator,
-                        "\(node.opType) input \(i) ('\(name)') sets the output shape and is computed at run time; it must be a constant or an integer graph input"
+                        "\(node.opType) input \(i) ('\(name)') sets the output shape and is computed at run time; it must be a constant or a graph input"
                     )
                 }
                 let s = try l.plain(try l.slot(name))

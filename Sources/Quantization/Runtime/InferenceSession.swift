@@ -46,8 +46,8 @@ public final class InferenceSession: Sendable {
         var planOrder: [[Int]] = []
     }
     private let state: Mutex<State>
-    /// Integer graph inputs that set shapes (``RuntimeEvaluation/shapeSettingInputs(of:)``):
-    /// constants of the plan, which is made per value.
+    /// Graph inputs that set shapes (``RuntimeEvaluation/shapeSettingInputs(of:)``): constants
+    /// of the plan, which is made per value.
     private let specialized: Set<String>
     private static let maxPlans = 8
 
@@ -135,7 +135,9 @@ public final class InferenceSession: Sendable {
         // Inputs that set shapes (a Reshape's shape, a Slice's starts, ...) are part of the key:
         // the plan is made for their values.
         var key = graph.inputs.flatMap { (feeds[$0.name]?.shape ?? []) + [-1] }
-        for name in specialized { key += (feeds[name]?.intValues() ?? []) + [-2] }
+        for name in specialized {
+            key += (feeds[name]?.doubleValues() ?? []).map { Int(truncatingIfNeeded: $0.bitPattern) } + [-2]
+        }
         if let p = s.plans[key] { return p }
         let p = try compile(shapes: feeds, stream: s.stream)
         s.plans[key] = p
