@@ -149,6 +149,8 @@ enum LayoutKernels {
         }
         guard node.input(3) == nil else { throw l.fail(.unsupportedAttribute, "Pad with axes is not supported") }
         let mode = node.string("mode") ?? "constant"
+        // A run-time constant_value: the evaluator (NormalizationEvaluators) pads instead.
+        if let v = node.input(2), !l.isConstant(v) { throw l.fail(.unsupportedAttribute, "Pad with a run-time constant_value '\(v)'") }
         let value = node.float("value") ?? l.constant(node.input(2))?.floatValues().first ?? 0
         guard pads.allSatisfy({ $0 >= 0 && $0 <= ConstantEvaluation.elementLimit }) else {
             throw l.fail(.unsupportedAttribute, "pads \(pads) must be non-negative (at most \(ConstantEvaluation.elementLimit))")
