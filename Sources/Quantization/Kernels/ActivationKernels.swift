@@ -6,8 +6,8 @@ import Foundation
 enum ActivationKernels {
     static func register(_ r: inout [String: LowerFunction]) {
         for op in [
-            "Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "Elu", "Softplus", "Exp", "Abs",
-            "Sqrt", "Log", "Neg", "Gelu", "HardSigmoid", "Clip", "Swish",
+            "Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "Elu", "Exp", "Abs",
+            "Sqrt", "Neg", "Gelu", "HardSigmoid", "Clip", "Swish",
         ] {
             r[op] = activation
         }

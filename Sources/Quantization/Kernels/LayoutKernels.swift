@@ -23,6 +23,9 @@ enum LayoutKernels {
         }
         r["Cast"] = { n, l in
             let to = try ConstantEvaluation.elementType(onnx: n.int("to") ?? 1, n)
+            guard ![10, 16].contains(n.int("to") ?? 1) else {  // FLOAT16/BFLOAT16 round: the Swift evaluator
+                throw l.fail(.unsupportedAttribute, "run-time Cast to FLOAT16/BFLOAT16 rounds in the Swift evaluator")
+            }
             let s = try l.slot(n.inputs[0])
             guard to == l.descriptor(s).dataType.elementType else {
                 throw l.fail(.unsupportedAttribute, "run-time Cast from \(l.descriptor(s).dataType) to \(to) is not supported")
