@@ -52,6 +52,10 @@ enum KernelRegistry {
         "SoftmaxCrossEntropyLoss": 2,
     ]
 
+    /// Lowerings that handle zero-element inputs without a oneDNN primitive (views, and
+    /// Split/Slice, which make empty outputs).
+    static let emptySafe: Set<String> = ["Split", "Slice", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]
+
     static func lower(_ node: Node, _ l: Lowering, opset: Int) throws(GraphError) {
         let needed = minimumInputs[node.opType] ?? 1
         guard node.inputs.count >= needed, node.inputs.prefix(needed).allSatisfy({ !$0.isEmpty || node.opType == "Conv" }),
@@ -78,6 +82,17 @@ enum KernelRegistry {
             }
         }
         let evaluator = ConstantEvaluation.evaluators[node.opType]
+        // Zero-element run-time values never reach a oneDNN primitive (its kernels divide by
+        // the sizes): the Swift evaluator handles them, or the node is refused.
+        if let empty = present.first(where: { (try? l.shape($0))?.contains(0) == true && !l.isConstant($0) }),
+            !emptySafe.contains(node.opType)
+        {
+            guard let evaluator else {
+                throw GraphError(.unsupportedOperator, "node \(node.label): \(node.opType) has no kernel for the zero-element input '\(empty)'")
+            }
+            try RuntimeEvaluation.lower(node, l, evaluator)
+            return
+        }
         guard let lowerFn = lowerings[node.opType], !(evaluator != nil && RuntimeEvaluation.needsEvaluator(node, l)) else {
             // No oneDNN lowering, or inputs of types it does not read: the Swift evaluator.
             guard let evaluator else {

@@ -214,9 +214,6 @@ public final class InferenceSession: Sendable {
                     }
                 }
             }
-            guard t.count > 0 else {
-                throw GraphError(.badInput, "\(model.source): input '\(info.name)' is empty (shape \(t.shape))")
-            }
         }
     }
 }
