@@ -185,9 +185,11 @@ final class MalformedModelTests: XCTestCase {
             ("LSTM", ["direction": .string("sideways"), "hidden_size": .int(1)], "direction"),
             ("LSTM", ["activations": .strings(["Sigmoid", "tanh", "Tanh"]), "hidden_size": .int(1)], "activations"),
             ("AveragePool", ["kernel_shape": .ints([2, 2]), "count_include_pad": .float(1)], "count_include_pad"),
+            ("BatchNormalization", ["epsilon": .float(-1)], "epsilon"),
+            ("LayerNormalization", ["epsilon": .float(.nan)], "epsilon"),
         ]
         for (op, attributes, name) in cases {
-            let inputs = ["GRU", "LSTM"].contains(op) ? ["x", "w", "r"] : ["x"]
+            let inputs = ["GRU", "LSTM"].contains(op) ? ["x", "w", "r"] : op == "BatchNormalization" ? ["x", "s", "b", "m", "v"] : ["x", "s"]
             let node = Node(name: "n", opType: op, inputs: inputs, outputs: ["y"], attributes: attributes)
             let m = model([node], x: [1, 1, 4, 4])
             XCTAssertThrowsError(try InferenceSession(model: m), "\(op).\(name)") { e in

@@ -82,6 +82,12 @@ KNOWN_DIFFERENCES = {
         "non-finite inputs or weights are out of scope (the quantizer refuses NaN/Inf weights "
         "and skips non-finite calibration samples).",
 }
+KNOWN_DIFFERENCES["MISMATCH extreme finite values (denormal constants, Q/DQ scales <= 1e-38 or >= 1e30)"] = (
+    "denormal constants are flushed to zero by oneDNN's JIT kernels (FTZ/DAZ: x / 1e-40 is inf, "
+    "onnxruntime gives 1e38), and Q/DQ scales at the ends of the float range overflow differently: "
+    "oneDNN reorders saturate f32 results to +-FLT_MAX where onnxruntime gives +-inf (and then NaN), "
+    "and quantize multiplies by 1/scale (inf for 1e-38 and below) where onnxruntime divides. "
+    "Such scales come from no calibration; non-finite, zero and negative scales are refused.")
 KNOWN_DIFFERENCE_WHATS = ("NaN", "Inf", "values")
 
 # --------------------------------------------------------------------------------------------
@@ -1748,10 +1754,16 @@ def mutation_keys(details):
 NON_FINITE = re.compile(r"(= |all = |\] = )(nan|inf|-inf|3e\+38|-3e\+38|3\.4e\+38|-3\.4e\+38|1e\+20|1e\+30)\b|: (nan|inf) float")
 
 
+EXTREME_FINITE = re.compile(r"(= |all = |\] = )(1e-45|1e-40|1e-38|1e\+30|3\.4e\+38|-3\.4e\+38|3e\+38|-3e\+38)(\b|$)")
+
+
 def mismatch_signature(details, note):
     """Mismatches group by what differs and what the mutations did (names and numbers left out)."""
     if any(NON_FINITE.search(d) for d in details if d.split(":")[0] in ("npy", "extreme_values", "attr_absurd", "targeted_attr")):
         return "MISMATCH non-finite propagation (NaN/Inf/huge inputs, weights or attributes)"
+    if any(EXTREME_FINITE.search(d) for d in details
+           if d.split(":")[0] in ("npy", "extreme_values", "attr_absurd", "targeted_attr", "qdq_params")):
+        return "MISMATCH extreme finite values (denormal constants, Q/DQ scales <= 1e-38 or >= 1e30)"
     if "ONNX reference differs from both" in note:
         return f"MISMATCH ambiguous (the ONNX reference differs from both) | {' + '.join(mutation_keys(details))}"
     return f"MISMATCH {mismatch_what(note)} | {' + '.join(mutation_keys(details))}"

@@ -20,6 +20,9 @@ enum AttributeValidation {
         case strings(Set<String>)
         /// A list of strings, each from a set.
         case stringList(Set<String>)
+        /// A finite float >= 0 (normalization `epsilon`: a negative one makes `sqrt(var + eps)`
+        /// NaN wherever the variance is smaller, and the folded and unfolded forms disagree).
+        case nonNegativeFloat
     }
 
     static let autoPad: Allowed = .strings(["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"])
@@ -73,7 +76,11 @@ enum AttributeValidation {
             "Mod": ["fmod": .boolean],
             "Trilu": ["upper": .boolean],
             "IsInf": ["detect_negative": .boolean, "detect_positive": .boolean],
-            "BatchNormalization": ["training_mode": .boolean],
+            "BatchNormalization": ["training_mode": .boolean, "epsilon": .nonNegativeFloat],
+            "InstanceNormalization": ["epsilon": .nonNegativeFloat],
+            "LayerNormalization": ["epsilon": .nonNegativeFloat],
+            "GroupNormalization": ["epsilon": .nonNegativeFloat],
+            "RMSNormalization": ["epsilon": .nonNegativeFloat],
             "Gelu": ["approximate": .strings(["none", "tanh"])],
             "GridSample": [
                 "align_corners": .boolean, "mode": .strings(["bilinear", "nearest", "bicubic", "linear", "cubic"]),
@@ -147,9 +154,13 @@ enum AttributeValidation {
         guard node.domain.isEmpty || node.domain == "ai.onnx", ["QuantizeLinear", "DequantizeLinear"].contains(node.opType),
             let name = node.input(1), let scale = graph.initializers[name]
         else { return }
-        if let bad = scale.floatValues().first(where: { !($0.isFinite && $0 > 0) }) {
+        // A weight DequantizeLinear (constant input) may have a zero scale: that channel's
+        // weights are all 0. Activation scales must be positive.
+        let weights = node.opType == "DequantizeLinear" && node.input(0).map { graph.initializers[$0] != nil } == true
+        if let bad = scale.floatValues().first(where: { !($0.isFinite && ($0 > 0 || (weights && $0 == 0))) }) {
             throw GraphError(
-                .unsupportedAttribute, "node \(node.label): scale '\(name)' holds \(bad); scales must be positive and finite")
+                .unsupportedAttribute,
+                "node \(node.label): scale '\(name)' holds \(bad); scales must be positive and finite\(weights ? " (or 0 for weights)" : "")")
         }
         if scale.count == 0 { throw GraphError(.unsupportedAttribute, "node \(node.label): scale '\(name)' is empty") }
     }
@@ -174,6 +185,10 @@ enum AttributeValidation {
                 if let bad = vs.first(where: { !set.contains($0) }) {
                     throw refuse("'\(bad)' is not one of \(set.sorted().joined(separator: ", "))")
                 }
+            case (.nonNegativeFloat, .float(let v)):
+                guard v.isFinite, v >= 0 else { throw refuse("it must be a finite float >= 0") }
+            case (.nonNegativeFloat, _):
+                throw refuse("it must be a float")
             case (.boolean, _), (.ints, _):
                 throw refuse("it must be an int")
             case (.strings, _):
