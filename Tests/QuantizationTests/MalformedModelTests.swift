@@ -252,8 +252,16 @@ final class MalformedModelTests: XCTestCase {
         for bad in [Float.infinity, -Float.infinity, Float.nan, -0.5] {
             let (m, x, _) = qdqMatMul(weightScale: 0.01, inputScale: bad)
             assertRefused(
-                m, x: Tensor(shape: [2, 4], scalars: x), .unsupportedAttribute, mentions: ["DequantizeLinear 'dq'", "positive and finite"])
+                m, x: Tensor(shape: [2, 4], scalars: x), .unsupportedAttribute, mentions: ["DequantizeLinear 'dq'", "non-negative and finite"])
         }
+    }
+
+    func testZeroDequantizeScaleIsAnAllZeroChannel() throws {
+        // ONNX and onnxruntime accept a DequantizeLinear scale of 0: the weights are zeros.
+        let (m, x, _) = qdqMatMul(weightScale: 0)
+        let y = try InferenceSession(model: m).run(["x": Tensor(shape: [2, 4], scalars: x)])["y"]!
+        XCTAssertEqual(y.shape, [2, 3])
+        XCTAssertEqual(y.floatValues(), [Float](repeating: 0, count: 6))
     }
 
     func testDenormalWeightScaleRunsInFP32() throws {

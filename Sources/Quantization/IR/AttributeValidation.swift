@@ -147,20 +147,19 @@ enum AttributeValidation {
         }
     }
 
-    /// Throws when a QuantizeLinear or DequantizeLinear reads a constant scale that is not
-    /// positive and finite (an infinite DequantizeLinear scale used to be folded into an INT8
-    /// kernel, which QuantizeLinear's own check never saw).
+    /// Throws when a QuantizeLinear reads a constant scale that is not positive and finite, or
+    /// a DequantizeLinear one that is negative or not finite (an infinite DequantizeLinear scale
+    /// used to be folded into an INT8 kernel, which QuantizeLinear's own check never saw). A
+    /// DequantizeLinear scale of 0 is valid (an all-zero weight channel).
     static func checkScales(_ node: Node, _ graph: Graph) throws(GraphError) {
         guard node.domain.isEmpty || node.domain == "ai.onnx", ["QuantizeLinear", "DequantizeLinear"].contains(node.opType),
             let name = node.input(1), let scale = graph.initializers[name]
         else { return }
-        // A weight DequantizeLinear (constant input) may have a zero scale: that channel's
-        // weights are all 0. Activation scales must be positive.
-        let weights = node.opType == "DequantizeLinear" && node.input(0).map { graph.initializers[$0] != nil } == true
-        if let bad = scale.floatValues().first(where: { !($0.isFinite && ($0 > 0 || (weights && $0 == 0))) }) {
+        let dequantize = node.opType == "DequantizeLinear"
+        if let bad = scale.floatValues().first(where: { !($0.isFinite && ($0 > 0 || (dequantize && $0 == 0))) }) {
             throw GraphError(
                 .unsupportedAttribute,
-                "node \(node.label): scale '\(name)' holds \(bad); scales must be positive and finite\(weights ? " (or 0 for weights)" : "")")
+                "node \(node.label): scale '\(name)' holds \(bad); scales must be \(dequantize ? "non-negative" : "positive") and finite")
         }
         if scale.count == 0 { throw GraphError(.unsupportedAttribute, "node \(node.label): scale '\(name)' is empty") }
     }

@@ -42,8 +42,11 @@ enum QuantizeKernels {
         let type = zpT?.elementType ?? .u8
         let scales = s.floatValues()
         let zps = zpT?.intValues() ?? [Int](repeating: 0, count: scales.count)
-        guard !scales.isEmpty, scales.allSatisfy({ $0 > 0 && $0.isFinite }) else {
-            throw GraphError(.unsupportedAttribute, "node \(node.label): scales must be positive and finite")
+        // QuantizeLinear divides by the scale; DequantizeLinear multiplies (0: an all-zero channel).
+        let dequantize = node.opType == "DequantizeLinear"
+        guard !scales.isEmpty, scales.allSatisfy({ $0.isFinite && ($0 > 0 || (dequantize && $0 == 0)) }) else {
+            throw GraphError(
+                .unsupportedAttribute, "node \(node.label): scales must be \(dequantize ? "non-negative" : "positive") and finite")
         }
         guard zps.count == scales.count else {
             throw GraphError(.unsupportedAttribute, "node \(node.label): \(zps.count) zero points for \(scales.count) scales")
