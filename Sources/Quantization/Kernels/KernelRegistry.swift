@@ -47,7 +47,7 @@ enum KernelRegistry {
         // Math evaluators (Kernels/Evaluators/MathEvaluators.swift).
         "Xor": 2, "BitShift": 2, "BitwiseAnd": 2, "BitwiseOr": 2, "BitwiseXor": 2, "PRelu": 2, "CastLike": 2,
         // Normalization and neural evaluators (Kernels/Evaluators).
-        "LayerNormalization": 2, "RMSNormalization": 2, "GroupNormalization": 3, "InstanceNormalization": 3,
+        "RMSNormalization": 2, "GroupNormalization": 3, "InstanceNormalization": 3,
         "MatMulInteger": 2, "ConvInteger": 2, "QLinearMatMul": 8, "QLinearConv": 8, "NegativeLogLikelihoodLoss": 2,
         "SoftmaxCrossEntropyLoss": 2,
     ]

@@ -113,10 +113,11 @@ struct QDQFusion: GraphPass {
             r.skipped.append("\(anchor.label): weights are not a dequantized s8 constant")
             return
         }
-        // A weight scale this small (a denormal such as 1e-40) underflows the INT8 kernel's
+        // A nonzero weight scale this small (a denormal such as 1e-40) underflows the INT8 kernel's
         // combined output scale `src_scale * w_scale / dst_scale`: the node stays FP32, where
         // the dequantized weights are exact.
-        if let tiny = w.scales.first(where: { !($0.isFinite && $0 >= Self.smallestWeightScale) }) {
+        // A scale of exactly 0 is valid (an all-zero weight channel: its output is the bias).
+        if let tiny = w.scales.first(where: { !($0.isFinite && ($0 == 0 || $0 >= Self.smallestWeightScale)) }) {
             r.skipped.append("\(anchor.label): weight scale \(tiny) is below \(Self.smallestWeightScale) (or not finite): stays FP32")
             return
         }

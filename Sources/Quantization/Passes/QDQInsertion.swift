@@ -91,8 +91,11 @@ struct QDQInsertion: GraphPass {
         var maxAbs = [Float](repeating: 0, count: channels)
         for (i, v) in values.enumerated() { let c = (i / inner) % channels; maxAbs[c] = max(maxAbs[c], abs(v)) }
         if !perChannelWeights { maxAbs = [Float](repeating: maxAbs.max() ?? 0, count: channels) }
-        // An all-zero channel gets scale 1: its outputs are its bias (ONEDNN_INT8_NOTES C4).
-        let scales = maxAbs.map { $0 > 0 ? $0 / 127 : 1 }
+        // An all-zero channel gets scale 1: its outputs are its bias (ONEDNN_INT8_NOTES C4). So
+        // does a channel of negligible weights (|w| < 127e-30, e.g. denormals in trained
+        // models): their scale would be too small for the INT8 kernel's output scale
+        // (QDQFusion keeps such nodes FP32), and rounding them to 0 changes outputs by < 1e-27.
+        let scales = maxAbs.map { $0 / 127 >= QDQFusion.smallestWeightScale ? $0 / 127 : 1 }
         let q = values.enumerated().map { i, v in
             Int8(clamping: Int((v / scales[(i / inner) % channels]).rounded(.toNearestOrEven)))
         }
