@@ -29,6 +29,7 @@ enum KernelRegistry {
 
     /// True when this library can run `opType` of the default domain (or its own fused ops).
     static func supports(_ node: Node) -> Bool {
+        if PriorBoxKernels.isPriorBox(node) { return true }
         guard node.domain.isEmpty || node.domain == "ai.onnx" || node.domain == FusedOps.domain else { return false }
         return lowerings[node.opType] != nil || ConstantEvaluation.evaluators[node.opType] != nil
             || Canonicalization.rewrittenOperators.contains(node.opType)
@@ -65,6 +66,10 @@ enum KernelRegistry {
                 .invalidModel,
                 "node \(node.label): \(node.opType) needs at least \(needed) input(s) and an output; it has \(node.inputs.count) input(s), \(node.outputs.count) output(s)"
             )
+        }
+        if PriorBoxKernels.isPriorBox(node) {  // from the input shapes alone: plan constants
+            try PriorBoxKernels.lower(node, l)
+            return
         }
         if node.opType == "Shape" {  // the shape of a run-time value is known at plan time
             l.define(node.outputs[0], .constant(ConstantEvaluation.shapeTensor(node, try l.shape(node.inputs[0]))))
