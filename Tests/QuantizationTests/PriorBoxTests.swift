@@ -65,5 +65,18 @@ final class PriorBoxTests: XCTestCase {
         XCTAssertEqual(out["boxes"]?.shape, c.boxes_shape)
         XCTAssertEqual(try session.nodeReport(for: feeds).filter { $0.node.contains("pb") }.count, 0, "PriorBox runs no step")
         for (a, b) in zip(out["boxes"]!.floatValues(), c.boxes) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+
+        // In a QDQ model the feature map reaches PriorBox through a DequantizeLinear: the
+        // engine points PriorBox at the int8 tensor and drops the dequantize.
+        var g = graph(c)
+        g.inputs[0] = K.value("feature_q", .u8, c.feature)
+        g.initializers["s"] = K.scalar(0.1)
+        g.initializers["z"] = K.u8([], [128])
+        g.nodes.insert(Node(name: "dq", opType: "DequantizeLinear", inputs: ["feature_q", "s", "z"], outputs: ["feature"]), at: 0)
+        let qdq = try InferenceSession(model: Model(graph: g, opsetVersion: 13, opsetImports: ["paddle": 1]))
+        XCTAssertFalse(qdq.graph.nodes.contains { $0.opType == "DequantizeLinear" }, "\(qdq.graph.nodes.map(\.label))")
+        let qfeeds = ["feature_q": Tensor(zeros: c.feature, elementType: .u8), "image": Tensor(zeros: c.image, elementType: .f32)]
+        XCTAssertEqual(try qdq.nodeReport(for: qfeeds).count, 0, "no run-time step at all")
+        XCTAssertEqual(try qdq.run(qfeeds)["boxes"], out["boxes"])
     }
 }

@@ -22,6 +22,7 @@ struct Canonicalization: GraphPass {
         let graphInputs = Set(graph.inputs.map(\.name))
         let declared = declaredTypes(graph)
         let consumers = graph.consumers()
+        let producers = graph.producers()
         var rename: [String: String] = [:]
         func resolve(_ v: String) -> String {
             var r = v
@@ -43,6 +44,15 @@ struct Canonicalization: GraphPass {
             }
             names.insert(n.name)
             n.inputs = n.inputs.map { $0.isEmpty ? $0 : resolve($0) }
+            if PriorBoxKernels.isPriorBox(n) {
+                // PriorBox reads only shapes: point it at the int8 tensor, not its dequantized copy.
+                for (k, v) in n.inputs.enumerated() where !v.isEmpty {
+                    if let p = producers[v], graph.nodes[p].opType == "DequantizeLinear", let q = graph.nodes[p].input(0) {
+                        n.inputs[k] = q
+                        report.applied.append("\(n.label): reads the shape of '\(q)' instead of its dequantized '\(v)'")
+                    }
+                }
+            }
             if n.opType == "Clip", n.domain.isEmpty, isReluClip(n, graph) {
                 n = Node(name: n.name, opType: "Relu", inputs: [n.inputs[0]], outputs: n.outputs)
                 report.applied.append("\(n.label): Clip(0, inf) is Relu")

@@ -18,7 +18,7 @@ enum Pipelines {
             name: "engine",
             passes: [
                 Canonicalization(), ConstantFolding(opset: opset), ActivationPatternFusion(), LayerNormFusion(),
-                QDQFusion(), ConvScaleShiftFolding(), PostOpFusion(),
+                QDQFusion(), ConvScaleShiftFolding(), PostOpFusion(), DeadNodeElimination(),
             ])
     }
 
