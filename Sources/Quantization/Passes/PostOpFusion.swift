@@ -23,7 +23,12 @@ struct PostOpFusion: GraphPass {
         let editor = e
         let matcher = UnitMatcher(
             residual: { other, _ in
-                (editor.consumers[other]?.count ?? 0) == 1 && !editor.graphOutputs.contains(other)
+                // In place when the Add is the residual's only reader, or when its other readers
+                // are Conv/MatMul/Gemm nodes before this anchor (they have read it, into buffers
+                // of their own, before the sum overwrites it): a ResNet identity block's input.
+                let readers = editor.consumers[other] ?? []
+                let earlier = readers.filter { $0 < i && OpTraits.of(editor.nodes[$0], constants: editor.constant).contains(.unitAnchor) }
+                return readers.count - earlier.count == 1 && !editor.graphOutputs.contains(other)
             },
             matmulColumns: anchor.opType == "MatMul"
                 ? e.constant(anchor.input(1)).flatMap { $0.shape.count == 2 ? $0.shape[1] : nil } : nil)

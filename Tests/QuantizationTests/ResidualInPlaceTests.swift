@@ -1,0 +1,51 @@
+import XCTest
+
+@testable import Quantization
+
+/// The residual sum of a ResNet identity block is written in place into the block input's
+/// buffer when its other readers are convolutions that ran before (no copy of the residual per
+/// block), and not when a later node still reads it; results equal the unfused graph.
+final class ResidualInPlaceTests: XCTestCase {
+    typealias K = PassKit
+
+    /// stem Conv -> x; branch Conv -> Relu -> Conv; Add(branch, x) -> Relu; optionally a later
+    /// reader of x (`tail = Neg(x)`, a graph output).
+    private func block(laterReader: Bool) -> Graph {
+        var nodes = [
+            K.conv("stem", "in", "W0", nil, "x"),
+            K.conv("c1", "x", "W1", nil, "t1"),
+            Node(name: "r1", opType: "Relu", inputs: ["t1"], outputs: ["a1"]),
+            K.conv("c2", "a1", "W2", nil, "t2"),
+            Node(name: "add", opType: "Add", inputs: ["t2", "x"], outputs: ["s"]),
+            Node(name: "r2", opType: "Relu", inputs: ["s"], outputs: ["y"]),
+        ]
+        var outputs = [K.f32("y", [1, 8, 6, 6])]
+        if laterReader {
+            nodes.append(Node(name: "tail", opType: "Neg", inputs: ["x"], outputs: ["z"]))
+            outputs.append(K.f32("z", [1, 8, 6, 6]))
+        }
+        return Graph(
+            name: "block", nodes: nodes, inputs: [K.f32("in", [1, 3, 6, 6])], outputs: outputs,
+            initializers: [
+                "W0": K.random([8, 3, 3, 3], seed: 31), "W1": K.random([8, 8, 3, 3], seed: 32, in: -0.2...0.2),
+                "W2": K.random([8, 8, 3, 3], seed: 33, in: -0.2...0.2),
+            ])
+    }
+
+    func testIdentityBlockSumsInPlaceOnlyWhenSafe() throws {
+        let feeds = ["in": K.random([1, 3, 6, 6], seed: 34)]
+        for later in [false, true] {
+            let g = block(laterReader: later)
+            let reference = try K.session(g, optimize: false).run(feeds)
+            let session = try K.session(g, optimize: true)
+            let fused = try XCTUnwrap(
+                session.graph.nodes.first { $0.fused?.chain.ops.isEmpty == false && $0.inputs.contains("x") && $0.name != "c1" && $0.name != "r1" })
+            XCTAssertEqual(fused.postOps.sumInPlace, !later, "later reader: \(later), node \(fused.label)")
+            let got = try session.run(feeds)
+            for name in reference.keys {
+                let a = try XCTUnwrap(got[name]).floatValues(), b = try XCTUnwrap(reference[name]).floatValues()
+                for (u, v) in zip(a, b) { XCTAssertEqual(u, v, accuracy: 1e-4, "\(name), later reader: \(later)") }
+            }
+        }
+    }
+}
