@@ -48,4 +48,36 @@ final class ResidualInPlaceTests: XCTestCase {
             }
         }
     }
+
+    /// Three chained identity blocks (each block's input is the previous block's in-place sum,
+    /// a view owning its buffer): every sum stays in place and the result equals the unfused
+    /// graph, at batch 1 and 3.
+    func testChainedIdentityBlocksMatchTheUnfusedGraph() throws {
+        var nodes = [K.conv("stem", "in", "W0", nil, "x0")]
+        var initializers: [String: Tensor] = ["W0": K.random([8, 3, 3, 3], seed: 41)]
+        for b in 0..<3 {
+            nodes += [
+                K.conv("b\(b)c1", "x\(b)", "W\(b)1", nil, "b\(b)t1"),
+                Node(name: "b\(b)r1", opType: "Relu", inputs: ["b\(b)t1"], outputs: ["b\(b)a1"]),
+                K.conv("b\(b)c2", "b\(b)a1", "W\(b)2", nil, "b\(b)t2"),
+                Node(name: "b\(b)add", opType: "Add", inputs: ["b\(b)t2", "x\(b)"], outputs: ["b\(b)s"]),
+                Node(name: "b\(b)r2", opType: "Relu", inputs: ["b\(b)s"], outputs: ["x\(b + 1)"]),
+            ]
+            initializers["W\(b)1"] = K.random([8, 8, 3, 3], seed: 42 + UInt64(b), in: -0.2...0.2)
+            initializers["W\(b)2"] = K.random([8, 8, 3, 3], seed: 52 + UInt64(b), in: -0.2...0.2)
+        }
+        var g = Graph(
+            name: "chain", nodes: nodes, inputs: [K.f32("in", [1, 3, 6, 6])], outputs: [K.f32("x3", [1, 8, 6, 6])], initializers: initializers)
+        g.inputs[0].shape![0] = .symbolic("N")
+        g.outputs[0].shape![0] = .symbolic("N")
+        let session = try K.session(g, optimize: true)
+        XCTAssertEqual(session.graph.nodes.filter { $0.postOps.sumInPlace }.count, 3)
+        for batch in [1, 3] {
+            let feeds = ["in": K.random([batch, 3, 6, 6], seed: 60 + UInt64(batch))]
+            let reference = try XCTUnwrap(try K.session(g, optimize: false).run(feeds)["x3"]).floatValues()
+            let got = try XCTUnwrap(try session.run(feeds)["x3"]).floatValues()
+            XCTAssertEqual(got.count, reference.count)
+            for (u, v) in zip(got, reference) { XCTAssertEqual(u, v, accuracy: 1e-4, "batch \(batch)") }
+        }
+    }
 }

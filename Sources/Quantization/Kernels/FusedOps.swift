@@ -69,9 +69,10 @@ extension Lowering {
     }
 
     /// Whether a sum post-op may write into residual slot `r`: the chain allows it (nothing
-    /// else reads the residual) and `r` is a buffer of its own (no view, constant or input).
+    /// else reads the residual later) and `r` is a buffer of its own (no view, constant or
+    /// input; an earlier in-place sum's destination owns its buffer: ResNet's chained blocks).
     func canSumInPlace(into r: Int, _ chain: PostOpChain) -> Bool {
-        chain.sumInPlace && slots[r].aliasOf == nil && !slots[r].persistent && !isGraphInput(r)
+        chain.sumInPlace && (slots[r].aliasOf == nil || slots[r].ownsRoot) && !slots[r].persistent && !isGraphInput(r)
     }
 
     /// The destination of a primitive with a sum post-op: the residual's own buffer when the
@@ -82,7 +83,9 @@ extension Lowering {
     ) throws(GraphError) -> Int {
         let owned = canSumInPlace(into: r, chain)
         if owned && slots[r].descriptor == descriptor {
-            return alias(of: r, name: name, shape: shape, descriptor)
+            let a = alias(of: r, name: name, shape: shape, descriptor)
+            markOwnsRoot(a)
+            return a
         }
         let dst = newSlot(name, shape: shape, descriptor)
         try reorder(from: r, to: dst, label: "\(where_()) residual copy")

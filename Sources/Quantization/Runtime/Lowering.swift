@@ -24,6 +24,9 @@ struct Slot {
     /// The element type of a value oneDNN has no type for (i64): stored as plain bytes, a `u8`
     /// descriptor of `count * 8` elements, read only by Swift kernels. nil: the descriptor's.
     var logicalType: ElementType? = nil
+    /// A view that owns its root buffer: a sum post-op's destination written into the
+    /// residual's buffer, whose earlier contents nothing reads any more.
+    var ownsRoot = false
 
     /// The element type of the values (the descriptor's, or `logicalType`).
     var elementType: ElementType { logicalType ?? descriptor.dataType.elementType }
@@ -175,6 +178,9 @@ final class Lowering {
     }
 
     func descriptor(_ slot: Int) -> MemoryDescriptor { slots[slot].descriptor }
+
+    /// Marks a view made by a sum post-op's in-place destination (``Slot/ownsRoot``).
+    func markOwnsRoot(_ slot: Int) { slots[slot].ownsRoot = true }
 
     func isGraphInput(_ slot: Int) -> Bool { graphInputSlots.contains(slots[slot].aliasOf ?? slot) }
 
