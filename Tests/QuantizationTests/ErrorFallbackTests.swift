@@ -18,14 +18,6 @@ import XCTest
 final class ErrorFallbackTests: XCTestCase {
     typealias K = PassKit
 
-    private func dq(_ name: String, _ q: String, _ s: String, _ z: String, _ out: String, axis: Int? = nil) -> Node {
-        Node(name: name, opType: "DequantizeLinear", inputs: [q, s, z], outputs: [out], attributes: axis.map { ["axis": .int($0)] } ?? [:])
-    }
-
-    private func q(_ name: String, _ x: String, _ s: String, _ z: String, _ out: String) -> Node {
-        Node(name: name, opType: "QuantizeLinear", inputs: [x, s, z], outputs: [out])
-    }
-
     /// `g` with the scale `sy` of its final QuantizeLinear (node `q`, reading `preQ`) chosen so
     /// that the largest |value| of `preQ` on `feeds` is `target` steps.
     private func withOutputScale(_ g: Graph, _ feeds: [String: Tensor], preQ: String, target: Float) throws -> Graph {
@@ -94,13 +86,13 @@ final class ErrorFallbackTests: XCTestCase {
         let g = Graph(
             name: "qconv-fallback",
             nodes: [
-                dq("dqx", "x_q", "sx", "zx", "x"),
-                dq("dqw", "wq", "ws", "wz", "w", axis: 0),
-                dq("dqz", "z_q", "sz", "zz", "z"),
+                K.dq("dqx", "x_q", "sx", "zx", "x"),
+                K.dq("dqw", "wq", "ws", "wz", "w", axis: 0),
+                K.dq("dqz", "z_q", "sz", "zz", "z"),
                 K.conv("conv", "x", "w", "b", "c"),
                 Node(name: "add", opType: "Add", inputs: ["c", "z"], outputs: ["s"]),
                 Node(name: "relu", opType: "Relu", inputs: ["s"], outputs: ["r"]),
-                q("q", "r", "sy", "zy", "y_q"),
+                K.q("q", "r", "sy", "zy", "y_q"),
             ], inputs: [K.value("x_q", .u8, xs), K.value("z_q", .s8, ys)], outputs: [K.value("y_q", .u8, ys)],
             initializers: [
                 "sx": K.scalar(0.031), "zx": K.u8([], [7]), "wq": K.s8(ws, rng.ints(288, in: -60...127)),
@@ -120,9 +112,9 @@ final class ErrorFallbackTests: XCTestCase {
         let g = Graph(
             name: "qconv-f32",
             nodes: [
-                q("qx", "x", "sx", "zx", "x_q"),
-                dq("dqx", "x_q", "sx", "zx", "xd"),
-                dq("dqw", "wq", "ws", "wz", "w", axis: 0),
+                K.q("qx", "x", "sx", "zx", "x_q"),
+                K.dq("dqx", "x_q", "sx", "zx", "xd"),
+                K.dq("dqw", "wq", "ws", "wz", "w", axis: 0),
                 K.conv("conv", "xd", "w", nil, "y"),
             ], inputs: [K.f32("x", xs)], outputs: [K.f32("y", [1, 4, 5, 5])],
             initializers: [
@@ -141,11 +133,11 @@ final class ErrorFallbackTests: XCTestCase {
         let g = Graph(
             name: "qmatmul-fallback",
             nodes: [
-                dq("dqx", "x_q", "sx", "zx", "x"),
-                dq("dqw", "wq", "ws", "wz", "w", axis: 1),
+                K.dq("dqx", "x_q", "sx", "zx", "x"),
+                K.dq("dqw", "wq", "ws", "wz", "w", axis: 1),
                 Node(name: "mm", opType: "MatMul", inputs: ["x", "w"], outputs: ["m"]),
                 Node(name: "add", opType: "Add", inputs: ["m", "bias"], outputs: ["t"]),
-                q("q", "t", "sy", "zy", "y_q"),
+                K.q("q", "t", "sy", "zy", "y_q"),
             ], inputs: [K.value("x_q", .u8, [2, 3, k])], outputs: [K.value("y_q", .s8, [2, 3, n])],
             initializers: [
                 "sx": K.scalar(0.05), "zx": K.u8([], [3]), "wq": K.s8([k, n], rng.ints(k * n, in: -127...127)),
@@ -164,10 +156,10 @@ final class ErrorFallbackTests: XCTestCase {
             let g = Graph(
                 name: "q" + op,
                 nodes: [
-                    dq("dqa", "a_q", "sa", "za", "a"),
-                    dq("dqb", "b_q", "sb", "zb", "b"),
+                    K.dq("dqa", "a_q", "sa", "za", "a"),
+                    K.dq("dqb", "b_q", "sb", "zb", "b"),
                     Node(name: "op", opType: op, inputs: ["a", "b"], outputs: ["t"]),
-                    q("q", "t", "sy", "zy", "y_q"),
+                    K.q("q", "t", "sy", "zy", "y_q"),
                 ], inputs: [K.value("a_q", .s8, shape), K.value("b_q", .s8, shape)], outputs: [K.value("y_q", .s8, shape)],
                 initializers: [
                     "sa": K.scalar(0.03), "za": K.s8([], [0]), "sb": K.scalar(0.017), "zb": K.s8([], [0]),

@@ -12,14 +12,6 @@ import XCTest
 final class Int8OddShapeTests: XCTestCase {
     typealias K = PassKit
 
-    private func dq(_ name: String, _ q: String, _ s: String, _ z: String, _ out: String, axis: Int? = nil) -> Node {
-        Node(name: name, opType: "DequantizeLinear", inputs: [q, s, z], outputs: [out], attributes: axis.map { ["axis": .int($0)] } ?? [:])
-    }
-
-    private func q(_ name: String, _ x: String, _ s: String, _ z: String, _ out: String) -> Node {
-        Node(name: name, opType: "QuantizeLinear", inputs: [x, s, z], outputs: [out])
-    }
-
     /// Runs `g` fused and as the QDQ reference; checks |fused - reference| <= 1 on the u8
     /// output `y_q`, that the reference is not degenerate, and that `anchor` ran INT8.
     private func check(_ g: Graph, _ feeds: [String: Tensor], anchor: String, _ label: String, file: StaticString = #filePath, line: UInt = #line)
@@ -63,11 +55,11 @@ final class Int8OddShapeTests: XCTestCase {
             var g = Graph(
                 name: "qmatmul",
                 nodes: [
-                    dq("dqx", "x_q", "sx", "zx", "x"),
-                    dq("dqw", "wq", "ws", "wz", "w", axis: 1),
+                    K.dq("dqx", "x_q", "sx", "zx", "x"),
+                    K.dq("dqw", "wq", "ws", "wz", "w", axis: 1),
                     Node(name: "mm", opType: "MatMul", inputs: ["x", "w"], outputs: ["m"]),
                     Node(name: "add", opType: "Add", inputs: ["m", "bias"], outputs: ["t"]),
-                    q("q", "t", "sy", "zy", "y_q"),
+                    K.q("q", "t", "sy", "zy", "y_q"),
                 ], inputs: [K.value("x_q", .u8, xs)], outputs: [K.value("y_q", .u8, ys)],
                 initializers: [
                     "sx": K.scalar(0.03), "zx": K.u8([], [c.zp]), "wq": K.s8([c.k, c.n], rng.ints(c.k * c.n, in: -127...127)),
@@ -95,11 +87,11 @@ final class Int8OddShapeTests: XCTestCase {
             var g = Graph(
                 name: "qconv",
                 nodes: [
-                    dq("dqx", "x_q", "sx", "zx", "x"),
-                    dq("dqw", "wq", "ws", "wz", "w", axis: 0),
+                    K.dq("dqx", "x_q", "sx", "zx", "x"),
+                    K.dq("dqw", "wq", "ws", "wz", "w", axis: 0),
                     Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["cv"], attributes: attributes),
                     Node(name: "relu", opType: "Relu", inputs: ["cv"], outputs: ["r"]),
-                    q("q", "r", "sy", "zy", "y_q"),
+                    K.q("q", "r", "sy", "zy", "y_q"),
                 ], inputs: [K.value("x_q", .u8, xs)], outputs: [K.value("y_q", .u8, ys)],
                 initializers: [
                     "sx": K.scalar(0.02), "zx": K.u8([], [c.zp]), "wq": K.s8(ws, rng.ints(ws.reduce(1, *), in: -127...127)),

@@ -21,6 +21,16 @@ extension Node {
 
 /// Small graph-building and running helpers for the graph pass tests.
 enum PassKit {
+    /// `DequantizeLinear(q, s, z) -> out` (per-axis when `axis` is given).
+    static func dq(_ name: String, _ q: String, _ s: String, _ z: String, _ out: String, axis: Int? = nil) -> Node {
+        Node(name: name, opType: "DequantizeLinear", inputs: [q, s, z], outputs: [out], attributes: axis.map { ["axis": .int($0)] } ?? [:])
+    }
+
+    /// `QuantizeLinear(x, s, z) -> out`.
+    static func q(_ name: String, _ x: String, _ s: String, _ z: String, _ out: String) -> Node {
+        Node(name: name, opType: "QuantizeLinear", inputs: [x, s, z], outputs: [out])
+    }
+
     static func f32(_ name: String, _ shape: [Int]) -> ValueInfo {
         ValueInfo(name: name, elementType: .f32, shape: shape.map { .fixed($0) })
     }
@@ -859,13 +869,6 @@ final class PassTests: XCTestCase {
 final class QDQFusionTests: XCTestCase {
     typealias K = PassKit
 
-    private func dq(_ name: String, _ q: String, _ s: String, _ z: String, _ out: String, axis: Int? = nil) -> Node {
-        Node(name: name, opType: "DequantizeLinear", inputs: [q, s, z], outputs: [out], attributes: axis.map { ["axis": .int($0)] } ?? [:])
-    }
-    private func q(_ name: String, _ x: String, _ s: String, _ z: String, _ out: String) -> Node {
-        Node(name: name, opType: "QuantizeLinear", inputs: [x, s, z], outputs: [out])
-    }
-
     /// Runs the graph with every pass (QDQ fusion on) and returns the session's graph and outputs.
     private func runFused(_ g: Graph, _ feeds: [String: Tensor]) throws -> (Graph, [String: Tensor]) {
         let s = try K.session(g, optimize: true)
@@ -889,12 +892,12 @@ final class QDQFusionTests: XCTestCase {
         let g = Graph(
             name: "qconv",
             nodes: [
-                dq("dqx", "x_q", "sx", "zx", "x"),
-                dq("dqw", "wq", "ws", "wz", "w", axis: 0),
-                dq("dqb", "bq", "bs", "bz", "b", axis: 0),
+                K.dq("dqx", "x_q", "sx", "zx", "x"),
+                K.dq("dqw", "wq", "ws", "wz", "w", axis: 0),
+                K.dq("dqb", "bq", "bs", "bz", "b", axis: 0),
                 K.conv("conv", "x", "w", "b", "c"),
                 Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["r"]),
-                q("q", "r", "sy", "zy", "y_q"),
+                K.q("q", "r", "sy", "zy", "y_q"),
             ], inputs: [K.value("x_q", .u8, xs)], outputs: [K.value("y_q", .u8, ys)],
             initializers: [
                 "sx": K.scalar(sx), "zx": K.u8([], [0]), "wq": K.s8(ws, wq), "ws": K.floats([4], sw), "wz": K.s8([4], [0, 0, 0, 0]),
@@ -953,11 +956,11 @@ final class QDQFusionTests: XCTestCase {
         let g = Graph(
             name: "qmm",
             nodes: [
-                dq("dqx", "x_q", "sx", "zx", "x"),
-                dq("dqw", "wq", "ws", "wz", "w", axis: 1),
+                K.dq("dqx", "x_q", "sx", "zx", "x"),
+                K.dq("dqw", "wq", "ws", "wz", "w", axis: 1),
                 Node(name: "mm", opType: "MatMul", inputs: ["x", "w"], outputs: ["m"]),
                 Node(name: "add", opType: "Add", inputs: ["m", "bias"], outputs: ["t"]),
-                q("q", "t", "sy", "zy", "y_q"),
+                K.q("q", "t", "sy", "zy", "y_q"),
             ], inputs: [K.value("x_q", .u8, [2, 3, k])], outputs: [K.value("y_q", .s8, [2, 3, n])],
             initializers: [
                 "sx": K.scalar(sx), "zx": K.u8([], [zx]), "wq": K.s8([k, n], wq), "ws": K.floats([n], sw),
@@ -1000,14 +1003,14 @@ final class QDQFusionTests: XCTestCase {
         let g = Graph(
             name: "qres",
             nodes: [
-                dq("dqx", "x_q", "sx", "zx", "x"),
-                dq("dqw", "wq", "ws", "wz", "w", axis: 0),
-                dq("dqb", "bq", "bs", "bz", "b", axis: 0),
-                dq("dqz", "z_q", "sz", "zz", "z"),
+                K.dq("dqx", "x_q", "sx", "zx", "x"),
+                K.dq("dqw", "wq", "ws", "wz", "w", axis: 0),
+                K.dq("dqb", "bq", "bs", "bz", "b", axis: 0),
+                K.dq("dqz", "z_q", "sz", "zz", "z"),
                 K.conv("conv", "x", "w", "b", "c"),
                 Node(name: "add", opType: "Add", inputs: ["c", "z"], outputs: ["s"]),
                 Node(name: "relu", opType: "Relu", inputs: ["s"], outputs: ["r"]),
-                q("q", "r", "sy", "zy", "y_q"),
+                K.q("q", "r", "sy", "zy", "y_q"),
             ], inputs: [K.value("x_q", .u8, xs), K.value("z_q", .s8, ys)], outputs: [K.value("y_q", .u8, ys)],
             initializers: [
                 "sx": K.scalar(sx), "zx": K.u8([], [0]), "wq": K.s8(ws, wq), "ws": K.floats([4], sw), "wz": K.s8([4], [0, 0, 0, 0]),
@@ -1045,14 +1048,14 @@ final class QDQFusionTests: XCTestCase {
         let g = Graph(
             name: "selfres",
             nodes: [
-                q("qx", "x", "sx", "zx", "x_q"),
-                dq("dqx", "x_q", "sx", "zx", "xd"),
-                dq("dqw", "wq", "ws", "wz", "w", axis: 0),
-                dq("dqb", "bq", "bs", "bz", "b", axis: 0),
+                K.q("qx", "x", "sx", "zx", "x_q"),
+                K.dq("dqx", "x_q", "sx", "zx", "xd"),
+                K.dq("dqw", "wq", "ws", "wz", "w", axis: 0),
+                K.dq("dqb", "bq", "bs", "bz", "b", axis: 0),
                 K.conv("conv", "xd", "w", "b", "c"),
                 Node(name: "add", opType: "Add", inputs: ["c", "xd"], outputs: ["s"]),
                 Node(name: "relu", opType: "Relu", inputs: ["s"], outputs: ["r"]),
-                q("q", "r", "sy", "zy", "y_q"),
+                K.q("q", "r", "sy", "zy", "y_q"),
             ], inputs: [K.f32("x", xs)], outputs: [K.value("y_q", .u8, xs)],
             initializers: [
                 "sx": K.scalar(sx), "zx": K.u8([], [0]), "wq": K.s8(ws, wq), "ws": K.floats([4], sw), "wz": K.s8([4], [0, 0, 0, 0]),
@@ -1093,10 +1096,10 @@ final class QDQFusionTests: XCTestCase {
             let g = Graph(
                 name: "q" + op,
                 nodes: [
-                    dq("dqa", "a_q", "sa", "za", "a"),
-                    dq("dqb", "b_q", "sb", "zb", "b"),
+                    K.dq("dqa", "a_q", "sa", "za", "a"),
+                    K.dq("dqb", "b_q", "sb", "zb", "b"),
                     Node(name: "op", opType: op, inputs: ["a", "b"], outputs: ["t"]),
-                    q("q", "t", "sy", "zy", "y_q"),
+                    K.q("q", "t", "sy", "zy", "y_q"),
                 ], inputs: [K.value("a_q", .s8, shape), K.value("b_q", .s8, shape)], outputs: [K.value("y_q", .s8, shape)],
                 initializers: [
                     "sa": K.scalar(sa), "za": K.s8([], [0]), "sb": K.scalar(sb), "zb": K.s8([], [0]), "sy": K.scalar(sy), "zy": K.s8([], [0]),
@@ -1125,9 +1128,9 @@ final class QDQFusionTests: XCTestCase {
         var g = Graph(
             name: "qaddzp",
             nodes: [
-                dq("dqa", "a_q", "s", "za", "a"), dq("dqb", "b_q", "s", "zb", "b"),
+                K.dq("dqa", "a_q", "s", "za", "a"), K.dq("dqb", "b_q", "s", "zb", "b"),
                 Node(name: "op", opType: "Add", inputs: ["a", "b"], outputs: ["t"]),
-                q("q", "t", "s", "zb", "y_q"),
+                K.q("q", "t", "s", "zb", "y_q"),
             ], inputs: [K.value("a_q", .u8, [4]), K.value("b_q", .u8, [4])], outputs: [K.value("y_q", .u8, [4])],
             initializers: ["s": K.scalar(0.1), "za": K.u8([], [0]), "zb": K.u8([], [128])])
         let nodes = g.nodes
@@ -1144,18 +1147,18 @@ final class QDQFusionTests: XCTestCase {
         let g = Graph(
             name: "pass",
             nodes: [
-                dq("dq0", "x_q", "s", "z", "d0"),
+                K.dq("dq0", "x_q", "s", "z", "d0"),
                 Node(
                     name: "mp", opType: "MaxPool", inputs: ["d0"], outputs: ["p"],
                     attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]),
-                q("q1", "p", "s", "z", "t1"),
-                dq("dq1", "t1", "s", "z", "d1"),
+                K.q("q1", "p", "s", "z", "t1"),
+                K.dq("dq1", "t1", "s", "z", "d1"),
                 Node(name: "rs", opType: "Reshape", inputs: ["d1", "shape"], outputs: ["f"]),
-                q("q2", "f", "s", "z", "t2"),
-                dq("dq2", "t2", "s", "z", "d2"),
-                dq("dq3", "c_q", "s", "z", "d3"),
+                K.q("q2", "f", "s", "z", "t2"),
+                K.dq("dq2", "t2", "s", "z", "d2"),
+                K.dq("dq3", "c_q", "s", "z", "d3"),
                 Node(name: "cat", opType: "Concat", inputs: ["d2", "d3"], outputs: ["cc"], attributes: ["axis": .int(1)]),
-                q("q3", "cc", "s", "z", "y_q"),
+                K.q("q3", "cc", "s", "z", "y_q"),
             ], inputs: [K.value("x_q", .u8, [1, 2, 4, 4]), K.value("c_q", .u8, [1, 4])], outputs: [K.value("y_q", .u8, [1, 12])],
             initializers: ["s": K.scalar(0.1), "z": K.u8([], [5]), "shape": K.i64([1, 8])])
         var fused = g
@@ -1190,9 +1193,9 @@ final class QDQFusionTests: XCTestCase {
         var g = Graph(
             name: "noPass",
             nodes: [
-                dq("dq0", "x_q", "s", "z", "d0"),
+                K.dq("dq0", "x_q", "s", "z", "d0"),
                 Node(name: "mp", opType: "MaxPool", inputs: ["d0"], outputs: ["p"], attributes: ["kernel_shape": .ints([2, 2])]),
-                q("q1", "p", "s2", "z", "y_q"),
+                K.q("q1", "p", "s2", "z", "y_q"),
             ], inputs: [K.value("x_q", .u8, [1, 1, 4, 4])], outputs: [K.value("y_q", .u8, [1, 1, 3, 3])],
             initializers: ["s": K.scalar(0.1), "s2": K.scalar(0.2), "z": K.u8([], [0])])
         let nodes = g.nodes
@@ -1203,9 +1206,9 @@ final class QDQFusionTests: XCTestCase {
         var g2 = Graph(
             name: "noConcat",
             nodes: [
-                dq("dqa", "a_q", "s", "z", "a"), dq("dqb", "b_q", "s2", "z", "b"),
+                K.dq("dqa", "a_q", "s", "z", "a"), K.dq("dqb", "b_q", "s2", "z", "b"),
                 Node(name: "cat", opType: "Concat", inputs: ["a", "b"], outputs: ["c"], attributes: ["axis": .int(0)]),
-                q("q", "c", "s", "z", "y_q"),
+                K.q("q", "c", "s", "z", "y_q"),
             ], inputs: [K.value("a_q", .u8, [2]), K.value("b_q", .u8, [2])], outputs: [K.value("y_q", .u8, [4])],
             initializers: ["s": K.scalar(0.1), "s2": K.scalar(0.2), "z": K.u8([], [0])])
         let nodes2 = g2.nodes
@@ -1218,7 +1221,7 @@ final class QDQFusionTests: XCTestCase {
         var g = Graph(
             name: "fw",
             nodes: [
-                dq("dqx", "x_q", "s", "z", "x"),
+                K.dq("dqx", "x_q", "s", "z", "x"),
                 K.conv("conv", "x", "W", nil, "y"),
             ], inputs: [K.value("x_q", .u8, [1, 2, 4, 4])], outputs: [K.f32("y", [1, 3, 4, 4])],
             initializers: ["s": K.scalar(0.1), "z": K.u8([], [0]), "W": K.random([3, 2, 3, 3], seed: 106)])

@@ -109,12 +109,13 @@ enum KernelRegistry {
             try RuntimeEvaluation.lower(node, l, evaluator)
             return
         }
-        let checkpoint = l.checkpoint()
-        defer { l.commit() }
+        // A checkpoint only where the evaluator can take over (journaling costs on every define).
+        let checkpoint = evaluator != nil ? l.checkpoint() : nil
+        defer { if checkpoint != nil { l.commit() } }
         do { try lowerFn(node, l) } catch let e as GraphError {
             // A lowering that needs constants (run-time Clip bounds, LayerNorm scale, ...): the
             // evaluator runs the node instead, from a clean state.
-            guard let evaluator, [.unsupportedAttribute, .unsupportedOperator, .shapeMismatch].contains(e.kind) else { throw e }
+            guard let evaluator, let checkpoint, [.unsupportedAttribute, .unsupportedOperator, .shapeMismatch].contains(e.kind) else { throw e }
             l.restore(checkpoint)
             do { try RuntimeEvaluation.lower(node, l, evaluator) } catch { throw e }
         } catch {

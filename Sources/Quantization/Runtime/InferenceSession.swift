@@ -197,7 +197,7 @@ public final class InferenceSession: Sendable {
                 throw GraphError(.badInput, "\(model.source): input '\(info.name)' is missing")
             }
             let expected = info.elementType ?? .f32
-            guard t.elementType == expected || (expected == .i64 && false) else {
+            guard t.elementType == expected else {
                 throw GraphError(.badInput, "\(model.source): input '\(info.name)' is \(t.elementType), the model declares \(expected)")
             }
             if let shape = info.shape {
