@@ -13,6 +13,9 @@
 # 3b. The paddle2onnx-exported blocks by Models/paddle_export.py blocks, into
 #    $DNNL_QUANT_CACHE/paddle/blocks: resnet_block and mobilenetv2_block (.onnx, .input.npy,
 #    .output.npy, .calib/, .json); a few seconds (installing Paddle: about half a minute).
+#    The SSD detector by Models/paddle_export.py ssd, into $DNNL_QUANT_CACHE/paddle/ssd:
+#    ssd_mobilenet_v1 (.onnx with paddle.PriorBox nodes, .input.npy, .reference.npz, .calib/,
+#    .json); about half a minute.
 # 4. A small test set by Models/make_data.py into $DNNL_QUANT_CACHE/testdata:
 #      lines/ (8, cls)  words_v4/ words_v2/ (8, rec)  pages/ (2, det)  speech/ (11, vad)
 #      scans/ (8, det)  words_v4_widths/ (v4 rec inputs of other widths: the first words
@@ -26,8 +29,8 @@
 #      eval/  (seed 0): lines/ (300)  words_v4/ (300)  pages/ (30)  scans/ (8 real images)
 #    (about 290 MB, a few seconds; make_data's words_v2 copies are not kept).
 # 7. testdata/prepared.stamp and ptqdata/prepared.stamp, holding STAMP_VERSION and a hash of
-#    this script and of the Models/ scripts it runs; when both match (and the models and blocks
-#    are there) the script does nothing.
+#    this script and of the Models/ scripts it runs; when both match (and the models, blocks
+#    and SSD are there) the script does nothing.
 #
 # Cache: $DNNL_QUANT_CACHE, default ~/.cache/swift-dnnl-quantization (as Models/fetch.py).
 set -euo pipefail
@@ -43,6 +46,7 @@ PTQ_STAMP="$PTQ/prepared.stamp"
 STAMP_VERSION=2  # bump when the prepared data changes in a way the hashed files do not show
 MODELS=(ppocr_cls ppocr_v4_det ppocr_v4_rec ppocr_v2_rec ppocr_keys_v1 silero_vad)
 PADDLE_BLOCKS=(resnet_block mobilenetv2_block)
+PADDLE_SSD=(ssd_mobilenet_v1)
 FORCE=""; [ "${1:-}" = "--force" ] && FORCE="--force"
 
 # 2. (first: every step runs "$PYTHON") The venv with Models/requirements.txt; exports PYTHON.
@@ -72,6 +76,7 @@ if [ "${1:-}" != "--force" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" 
   all_there=1
   for m in "${MODELS[@]}"; do [ -f "$(model_path "$m")" ] || all_there=0; done
   for b in "${PADDLE_BLOCKS[@]}"; do [ -f "$CACHE/paddle/blocks/$b.json" ] || all_there=0; done
+  for s in "${PADDLE_SSD[@]}"; do [ -f "$CACHE/paddle/ssd/$s.json" ] || all_there=0; done
   if [ "$all_there" = 1 ]; then
     echo "prepare_fixtures: up to date ($TD, $PTQ)"
     exit 0
@@ -100,10 +105,14 @@ fi
 # 3. Models.
 "$PY" Models/fetch.py "${MODELS[@]}" >/dev/null
 
-# 3b. paddle2onnx-exported blocks (skipped when done unless --force; prints their op counts).
+# 3b. paddle2onnx-exported blocks and the SSD detector (each skipped when done unless --force;
+# prints their op counts).
 pstart=$(date +%s)
 "$PY" Models/paddle_export.py blocks $FORCE
 echo "prepare_fixtures: paddle blocks in $CACHE/paddle/blocks ($(( $(date +%s) - pstart )) s)"
+pstart=$(date +%s)
+"$PY" Models/paddle_export.py ssd "${PADDLE_SSD[@]}" $FORCE
+echo "prepare_fixtures: paddle SSD in $CACHE/paddle/ssd ($(( $(date +%s) - pstart )) s)"
 
 # 4. Data, built in a fresh folder that replaces the old one only when complete.
 NEW="$TD.new"

@@ -29,6 +29,12 @@ struct Canonicalization: GraphPass {
             while let next = rename[r] { r = next }
             return r
         }
+        // The output of a QuantizeLinear of `v` (named `name` before renaming) among the nodes before `index`.
+        func quantized(_ v: String, _ name: String, before index: Int) -> String? {
+            let readers = Set((consumers[name] ?? []) + (consumers[v] ?? [])).sorted().filter { $0 < index }
+            let q = readers.first { graph.nodes[$0].opType == "QuantizeLinear" && graph.nodes[$0].input(0).map(resolve) == v }
+            return q.flatMap { graph.nodes[$0].outputs.first }.flatMap { $0.isEmpty ? nil : $0 }
+        }
         var kept: [Node] = []
         kept.reserveCapacity(graph.nodes.count)
         var produced: Set<String> = []  // outputs of the kept nodes
@@ -45,11 +51,17 @@ struct Canonicalization: GraphPass {
             names.insert(n.name)
             n.inputs = n.inputs.map { $0.isEmpty ? $0 : resolve($0) }
             if PriorBoxKernels.isPriorBox(n) {
-                // PriorBox reads only shapes: point it at the int8 tensor, not its dequantized copy.
+                // PriorBox reads only shapes: point it at the int8 tensor, not its dequantized copy,
+                // nor the FP32 tensor that an earlier QuantizeLinear quantizes (a PTQ model's
+                // feature map: read as FP32 it keeps the producing Conv's output FP32 plus a
+                // quantize step).
                 for (k, v) in n.inputs.enumerated() where !v.isEmpty {
                     if let p = producers[v], graph.nodes[p].opType == "DequantizeLinear", let q = graph.nodes[p].input(0) {
                         n.inputs[k] = q
                         report.applied.append("\(n.label): reads the shape of '\(q)' instead of its dequantized '\(v)'")
+                    } else if !graphInputs.contains(v), let q = quantized(v, original.inputs[k], before: index) {
+                        n.inputs[k] = q
+                        report.applied.append("\(n.label): reads the shape of '\(q)' instead of '\(v)', which it quantizes")
                     }
                 }
             }
