@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "DNNL", targets: ["DNNL"]),
         .library(name: "Quantization", targets: ["Quantization"]),
         .executable(name: "dnnl-quant", targets: ["dnnl-quant"]),
+        .executable(name: "seed-bench", targets: ["seed-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -35,6 +36,13 @@ let package = Package(
             ]),
         .executableTarget(
             name: "primitive-bench", dependencies: ["DNNL"], path: "Benchmarks/primitive-bench"),
+        .executableTarget(
+            name: "seed-bench",
+            dependencies: [
+                "Quantization", "DNNL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/seed-bench", exclude: ["peers.py", "requirements-peers.txt"]),
         .target(name: "TestSupport", dependencies: ["DNNL"]),
         .testTarget(name: "DNNLTests", dependencies: ["DNNL", "TestSupport"]),
         .testTarget(

@@ -40,6 +40,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import compare_onnxruntime as co  # noqa: E402  (measure_ours, measure_ort, load_feed, ...)
+sys.path.insert(0, os.path.join(HERE, "seed-bench"))
+import peers  # noqa: E402  (ort_int8: onnxruntime's INT8 recipe, shared with seed-bench)
 
 CACHE = os.environ.get("DNNL_QUANT_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "swift-dnnl-quantization"))
 MODELS = {"det": ("ppocr_v4_det", "pages", "pages", 8), "rec": ("ppocr_v4_rec", "words_v4", "words", 32),
@@ -64,36 +66,16 @@ def zoo_model(name):
 
 
 def ort_int8(fp32, calib, out):
-    """onnxruntime's static QDQ quantization of `fp32` (opset 13, pre-processed, u8/s8 per channel)."""
+    """onnxruntime's static QDQ quantization of `fp32` (opset 13, pre-processed, u8/s8 per
+    channel; Benchmarks/seed-bench/peers.py, which also checks every Conv reads DequantizeLinear
+    weights) from the .npy samples in the folder `calib`. Returns the path and the Conv count."""
     import numpy as np
     import onnx
-    from onnx import version_converter
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-    if not os.path.exists(out):
-        with tempfile.TemporaryDirectory() as tmp:
-            op13, pre = os.path.join(tmp, "op13.onnx"), os.path.join(tmp, "pre.onnx")
-            onnx.save(version_converter.convert_version(onnx.load(fp32), 13), op13)
-            quant_pre_process(op13, pre, skip_symbolic_shape=True)
-            files = sorted(glob.glob(os.path.join(calib, "*.npy")))
-
-            class Reader(CalibrationDataReader):
-                def __init__(self):
-                    self.it = iter(files)
-
-                def get_next(self):
-                    f = next(self.it, None)
-                    return None if f is None else {"x": np.load(f)}
-
-            quantize_static(pre, out, Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, per_channel=True)
-    m = onnx.load(out)
-    producers = {o: n for n in m.graph.node for o in n.output}
-    convs = [n for n in m.graph.node if n.op_type == "Conv"]
-    bad = [n.name for n in convs if not (n.input[1] in producers and producers[n.input[1]].op_type == "DequantizeLinear")]
-    if bad:
-        co.fail(f"onnxruntime's INT8 model {out} has Convs without a weight DequantizeLinear: {bad[:5]}")
-    return out, len(convs)
+    try:
+        peers.ort_int8(fp32, [np.load(f) for f in sorted(glob.glob(os.path.join(calib, "*.npy")))], out)
+    except RuntimeError as e:
+        co.fail(str(e))
+    return out, sum(n.op_type == "Conv" for n in onnx.load(out).graph.node)
 
 
 def main():

@@ -45,6 +45,17 @@ struct GraphEditor {
         return nil
     }
 
+    /// The nodes (indices of the graph as given) that node `i` depends on, directly or not.
+    func ancestors(of i: Int) -> Set<Int> {
+        var seen: Set<Int> = []
+        var stack = nodes[i].inputs.compactMap { producers[$0] }
+        while let n = stack.popLast() {
+            guard seen.insert(n).inserted else { continue }
+            stack += nodes[n].inputs.compactMap { producers[$0] }
+        }
+        return seen
+    }
+
     mutating func replace(_ i: Int, with node: Node) { replaced[i] = node }
     mutating func remove(_ i: Int) { removed.insert(i) }
     mutating func addInitializer(_ name: String, _ t: Tensor) { graph.initializers[name] = t }

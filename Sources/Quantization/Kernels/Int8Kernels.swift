@@ -156,7 +156,9 @@ enum Int8Kernels {
         let zView = try l.wrap { () throws(DNNLError) in try md.with(dataType: zq.dataType) }
         let owned = l.canSumInPlace(into: r, chain)
         if owned && l.descriptor(r) == zView {
-            return l.alias(of: r, name: name, shape: shape, md)
+            let a = l.alias(of: r, name: name, shape: shape, md)
+            l.markOwnsRoot(a)
+            return a
         }
         let dst = l.newSlot(name, shape: shape, md)
         let view = l.alias(of: dst, name: name + ".residual", shape: shape, zView)

@@ -128,14 +128,29 @@ struct QDQFusion: GraphPass {
             bias = t
         }
         // The same unit placement and FP32 fusion see; the residual must be a dequantized int8
-        // tensor, summed in place only when nothing else reads it: neither its int8 value nor
-        // its dequantized form (which may also be this conv's own input).
+        // tensor, summed in place (into its int8 buffer) when nothing reads it afterwards: every
+        // reader of its int8 value is a DequantizeLinear whose readers are the sum's Add or
+        // Conv/MatMul/Gemm nodes this anchor depends on (they have read it into buffers of their
+        // own before the sum overwrites it: a ResNet identity block's input), and it is not
+        // this anchor's own input.
         let editor = e
         let matcher = UnitMatcher(
-            residual: { other, _ in
+            residual: { other, current in
                 guard let dz = Self.dequantized(other, editor) else { return nil }
-                return (editor.consumers[dz.q]?.count ?? 0) == 1 && !editor.graphOutputs.contains(dz.q)
-                    && (editor.consumers[other]?.count ?? 0) == 1 && dz.q != x.q
+                guard dz.q != x.q, !editor.graphOutputs.contains(dz.q) else { return false }
+                let add = editor.soleConsumer(current)
+                var before: Set<Int>? = nil
+                for r in editor.consumers[dz.q] ?? [] {
+                    let dq = editor.nodes[r]
+                    guard dq.opType == "DequantizeLinear", let out = dq.outputs.first, !editor.graphOutputs.contains(out) else { return false }
+                    for c in editor.consumers[out] ?? [] where c != add {
+                        if before == nil { before = editor.ancestors(of: i) }
+                        guard before!.contains(c), OpTraits.of(editor.nodes[c], constants: editor.constant).contains(.unitAnchor) else {
+                            return false
+                        }
+                    }
+                }
+                return true
             },
             matmulColumns: anchor.opType == "MatMul" && bias == nil ? weights.shape[1] : nil)
         let unit = matcher.match(i, e)

@@ -117,6 +117,13 @@ public final class InferenceSession: Sendable {
         return try state.withLock { (s) throws(GraphError) in try plan(for: feeds, &s).notes }
     }
 
+    /// The label of every step of the plan for inputs of these shapes, in run order (primitives,
+    /// including reorders such as `... residual copy`, and Swift kernels). For tests.
+    func stepLabels(for feeds: [String: Tensor]) throws(GraphError) -> [String] {
+        try validate(feeds)
+        return try state.withLock { (s) throws(GraphError) in try plan(for: feeds, &s).stepLabels }
+    }
+
     /// The inferred shape of every value of the optimized graph for inputs of these shapes.
     public func valueShapes(for feeds: [String: Tensor]) throws(GraphError) -> [String: [Int]] {
         try validate(feeds)

@@ -161,6 +161,15 @@ final class Plan {
         for case .primitive(_, let buf, _) in steps { buf.deallocate() }
     }
 
+    /// Every step's label, in run order.
+    var stepLabels: [String] {
+        steps.map { step in
+            switch step {
+            case .primitive(_, _, let label), .custom(_, _, let label): label
+            }
+        }
+    }
+
     /// Bytes of all buffers (activations after reuse, weights, scratchpad).
     var byteCount: Int { arena.totalBytes }
 
