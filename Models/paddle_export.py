@@ -707,6 +707,15 @@ def export_ssd(kind, name, shape):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def sha256(path):
+    """The file's sha256 (printed with each model, so that exports can be compared)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def describe(info):
     c = info["op_counts"]
     s = info["output_stats"]
@@ -744,7 +753,7 @@ def main():
     for n in names:
         if n not in todo:
             with open(paths(a.what, n)[".json"]) as f:
-                print(describe(json.load(f)) + " (done)")
+                print(describe(json.load(f)) + f" (done) sha256 {sha256(paths(a.what, n)['.onnx'])}")
     if not todo:
         return
     use_venv.ensure("paddle")
@@ -761,7 +770,8 @@ def main():
             info = (export_ssd if a.what == "ssd" else export_one)(a.what, n, table[n])
         except Exception as e:  # noqa: BLE001
             sys.exit(f"paddle_export: {a.what} {n}: {e}")
-        print(describe(info) + f" ({info['export_seconds']} s) -> {paths(a.what, n)['.onnx']}", flush=True)
+        print(describe(info) + f" ({info['export_seconds']} s) -> {paths(a.what, n)['.onnx']} "
+              f"sha256 {sha256(paths(a.what, n)['.onnx'])}", flush=True)
 
 
 if __name__ == "__main__":
