@@ -122,7 +122,8 @@ struct Table: ParsableCommand {
             for e in engines where e != .ours {
                 files[EngineKey(engine: e, precision: .fp32)] = fp32
                 let ext = e == .openvino ? "xml" : "onnx"
-                let out = Paths.work.appendingPathComponent("\(e.rawValue)/\(name).b\(batch).c\(calibrationSamples).int8.\(ext)")
+                // Named by the FP32 file's size and date: a re-exported model is quantized again.
+                let out = Paths.work.appendingPathComponent("\(e.rawValue)/\(name).\(try fileStamp(fp32)).c\(calibrationSamples).int8.\(ext)")
                 try fm.createDirectory(at: out.deletingLastPathComponent(), withIntermediateDirectories: true)
                 let t0 = Date()
                 do {
@@ -249,6 +250,14 @@ struct Table: ParsableCommand {
             } catch { log("\(result.name): peak RSS of \(k) failed (\(error))") }
         }
     }
+}
+
+/// A short stamp of a file's size and modification time.
+func fileStamp(_ url: URL) throws -> String {
+    let a = try FileManager.default.attributesOfItem(atPath: url.path)
+    let size = (a[.size] as? NSNumber)?.intValue ?? 0
+    let date = Int((a[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
+    return String(size, radix: 36) + "-" + String(date, radix: 36)
 }
 
 /// This executable's path (for the child processes).
