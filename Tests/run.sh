@@ -54,5 +54,7 @@ fi
 # The release CLI: PTQAcceptanceTests calibrate and evaluate with .build/release/dnnl-quant
 # (calibration in a debug build is slow).
 swift build -c release --product dnnl-quant
+# The benchmark executable (SeedBenchSmokeTests runs it briefly on one zoo model with its peers).
+swift build -c release --product seed-bench
 swift build --build-tests
 swift test --skip-build "$@"

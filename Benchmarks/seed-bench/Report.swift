@@ -138,10 +138,15 @@ struct Report {
             }
             var agreement: [String: Any] = [:]
             for (e, a) in r.agreement { agreement[e.rawValue] = ["top1": a.top1, "centred_cosine": a.centredCosine, "worst_cosine": a.worstCosine] }
+            var fp32VsOurs: [String: Any] = [:]
+            for (e, a) in r.fp32VsOurs {
+                fp32VsOurs[e.rawValue] = ["top1": a.top1, "centred_cosine": a.centredCosine, "worst_cosine": a.worstCosine]
+            }
             var rss: [String: Int] = [:]
             for (k, v) in r.peakRSSKiB { rss["\(k.engine.rawValue)_\(k.precision.rawValue)"] = v }
             models.append([
-                "model": r.name, "speed": speed, "agreement": agreement, "peak_rss_kib": rss, "quantize_seconds": r.quantizeSeconds,
+                "model": r.name, "speed": speed, "agreement": agreement, "fp32_vs_ours": fp32VsOurs, "peak_rss_kib": rss,
+                "quantize_seconds": r.quantizeSeconds,
             ])
         }
         var over: [String: Any] = [:]

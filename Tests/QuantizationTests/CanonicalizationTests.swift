@@ -118,6 +118,29 @@ final class CanonicalizationTests: XCTestCase {
         XCTAssertEqual(g.nodes[0].inputs, ["x"])
     }
 
+    /// Paddle's VGG ends its features with AdaptiveAvgPool2D(7) on a 7x7 map: AveragePool with a
+    /// 1x1 window. It and a 1x1 MaxPool are removed; windows, strides or pads that do something stay.
+    func testPoolingWithAOneByOneWindowIsRemoved() throws {
+        func pool(_ name: String, _ op: String, _ x: String, _ y: String, _ attrs: [String: AttributeValue]) -> Node {
+            Node(name: name, opType: op, inputs: [x], outputs: [y], attributes: attrs)
+        }
+        var g = Graph(
+            name: "pools",
+            nodes: [
+                pool("avg1", "AveragePool", "x", "a", ["kernel_shape": .ints([1, 1]), "strides": .ints([1, 1])]),
+                pool("max1", "MaxPool", "a", "b", ["kernel_shape": .ints([1, 1]), "pads": .ints([0, 0, 0, 0])]),
+                pool("avg2", "AveragePool", "b", "c", ["kernel_shape": .ints([2, 2])]),
+                pool("max2", "MaxPool", "c", "d", ["kernel_shape": .ints([1, 1]), "strides": .ints([2, 2])]),
+                pool("avg3", "AveragePool", "d", "y", ["kernel_shape": .ints([1, 2])]),
+            ], inputs: [K.f32("x", [1, 2, 8, 8])], outputs: [K.f32("y", [1, 2, 4, 3])], initializers: [:])
+        let feeds = ["x": K.random([1, 2, 8, 8], seed: 5)]
+        let reference = try XCTUnwrap(try K.run(g, feeds)["y"]).floatValues()
+        let report = try Canonicalization().apply(&g)
+        XCTAssertEqual(g.nodes.map(\.name), ["avg2", "max2", "avg3"], "\(report.applied)")
+        XCTAssertEqual(g.nodes[0].inputs, ["x"])
+        XCTAssertEqual(try XCTUnwrap(try K.run(g, feeds)["y"]).floatValues(), reference)
+    }
+
     func testClipWithOnlyALowerBoundOfZeroIsRelu() throws {
         var g = Graph(
             name: "clip",

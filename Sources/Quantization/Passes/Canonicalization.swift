@@ -4,7 +4,8 @@
 ///   MobileNet-V2 `BN -> Identity -> Clip -> Identity`), and `Dropout` whose mask is unused
 ///   and that does not run in training mode (ONNX: inference-mode Dropout is the identity);
 /// - `Cast` to the element type its input already has, `Transpose` with the identity
-///   permutation, `Reshape` to the shape its input is declared with (all dims fixed);
+///   permutation, `Reshape` to the shape its input is declared with (all dims fixed),
+///   `AveragePool`/`MaxPool` with a 1x1 window, stride 1 and no padding;
 /// - `Clip(x, 0, +inf)` (a ReLU spelled as Clip) becomes `Relu`;
 /// - variadic `Max`/`Min`/`Sum`/`Mean` become chains of binary nodes;
 /// - nodes without a name, or with the name of an earlier node, get a unique one
@@ -134,6 +135,15 @@ struct Canonicalization: GraphPass {
         case "Transpose" where n.outputs.count == 1:
             guard let perm = n.ints("perm"), perm == Array(perm.indices) else { return nil }
             return "identity Transpose"
+        case "AveragePool", "MaxPool":
+            // A 1x1 window with stride 1 and no padding returns its input (Paddle's VGG:
+            // AdaptiveAvgPool2D(7) on a 7x7 map). MaxPool's Indices output must be unused.
+            guard onlyFirstOutputUsed, !g.outputs.contains(where: { n.outputs.dropFirst().contains($0.name) }),
+                let kernel = n.ints("kernel_shape"), !kernel.isEmpty, kernel.allSatisfy({ $0 == 1 }),
+                (n.ints("strides") ?? []).allSatisfy({ $0 == 1 }), (n.ints("pads") ?? []).allSatisfy({ $0 == 0 }),
+                (n.ints("dilations") ?? []).allSatisfy({ $0 == 1 }), ["NOTSET", "VALID"].contains(n.string("auto_pad") ?? "NOTSET")
+            else { return nil }
+            return "\(n.opType) with a 1x1 window, stride 1 and no padding"
         case "Reshape" where n.outputs.count == 1:
             guard let target = n.input(1).flatMap({ g.initializers[$0] })?.intValues(), !target.contains(where: { $0 <= 0 }),
                 let shape = declaredShape(x, g), shape == target
