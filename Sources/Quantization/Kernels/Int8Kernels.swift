@@ -119,16 +119,19 @@ enum Int8Kernels {
         guard var scales = try operands(node, l).weights?.perChannel(channels) else {
             throw l.fail(.unsupportedAttribute, "INT8 weights need 1 or \(channels) scales")
         }
-        var q = w.intValues()
+        // One byte per weight throughout (VGG16's classifier has 120M of them): no [Int] copy.
+        var q: [Int8] = w.elementType == .s8 ? w.scalars(as: Int8.self) : w.scalars(as: UInt8.self).map { Int8(clamping: $0) }
         let rule = Int8Rule()
         if rule.weightMax < 127 {
             var maxAbs = [Int](repeating: 0, count: channels)
-            for (i, v) in q.enumerated() { maxAbs[channelOf(i)] = max(maxAbs[channelOf(i)], abs(v)) }
+            for (i, v) in q.enumerated() { maxAbs[channelOf(i)] = max(maxAbs[channelOf(i)], abs(Int(v))) }
             let factor = (0..<channels).map { maxAbs[$0] > rule.weightMax ? Float(rule.weightMax) / Float(maxAbs[$0]) : 1 }
-            q = q.enumerated().map { i, v in Int((Float(v) * factor[channelOf(i)]).rounded(.toNearestOrEven)) }
+            for i in q.indices where factor[channelOf(i)] != 1 {
+                q[i] = Int8(clamping: Int((Float(q[i]) * factor[channelOf(i)]).rounded(.toNearestOrEven)))
+            }
             scales = (0..<channels).map { scales[$0] / factor[$0] }
         }
-        return (q.map { Int8(clamping: $0) }, scales)
+        return (q, scales)
     }
 
     /// The destination of an INT8 primitive: with a sum, the residual's buffer seen with the

@@ -65,7 +65,13 @@ final class Plan {
             }
         }
         let slots = l.slots
-        self.slots = slots
+        // The plan keeps the slots without their fill closures: those hold the weights as
+        // given (a second copy of every constant) and run once, below.
+        self.slots = slots.map { s in
+            var s = s
+            s.fill = nil
+            return s
+        }
         let arena = BufferArena()
         self.arena = arena
         let pending = l.steps
