@@ -48,8 +48,12 @@ struct Rows {
     var count: Int { shape[0] }
     var rowCount: Int { shape.dropFirst().reduce(1, *) }
     func row(_ i: Int) -> Tensor { Tensor(shape: [1] + shape.dropFirst(), scalars: Array(values[i * rowCount..<(i + 1) * rowCount])) }
+    /// Rows `start..<start + count` as one batch [count, ...].
+    func rows(_ start: Int, count n: Int) -> Tensor {
+        Tensor(shape: [n] + shape.dropFirst(), scalars: Array(values[(start * rowCount)..<((start + n) * rowCount)]))
+    }
     /// Rows `0..<n` as one batch [n, ...].
-    func batch(_ n: Int) -> Tensor { Tensor(shape: [n] + shape.dropFirst(), scalars: Array(values[0..<(n * rowCount)])) }
+    func batch(_ n: Int) -> Tensor { rows(0, count: n) }
 }
 
 /// Our engine on one model file: a session per thread count.

@@ -56,7 +56,9 @@ struct Table: ParsableCommand {
         guard !threadList.isEmpty, threadList.allSatisfy({ (1...Platform.maxThreadCount).contains($0) }) else {
             throw ValidationError("--threads: counts in 1...\(Platform.maxThreadCount), got \(threads)")
         }
-        guard (1...64).contains(batch) else { throw ValidationError("--batch must be in 1...64") }
+        guard (1...64).contains(batch), batch <= calibrationSamples else {
+            throw ValidationError("--batch must be in 1...64 and at most --calibration-samples")
+        }
         guard rounds >= 1, seconds > 0, (1...1000).contains(calibrationSamples), (0...10000).contains(heldout) else {
             throw ValidationError("--rounds >= 1, --seconds > 0, --calibration-samples 1...1000, --heldout 0...10000")
         }
@@ -127,14 +129,22 @@ struct Table: ParsableCommand {
                 try fm.createDirectory(at: out.deletingLastPathComponent(), withIntermediateDirectories: true)
                 let t0 = Date()
                 do {
-                    _ = try peers!.request(["op": "quantize", "engine": e.rawValue, "fp32": fp32.path, "calib": calibURL.path, "out": out.path])
+                    _ = try peers!.request([
+                        "op": "quantize", "engine": e.rawValue, "fp32": fp32.path, "calib": calibURL.path, "out": out.path, "batch": batch,
+                    ])
                     files[EngineKey(engine: e, precision: .int8)] = out
                     result.quantizeSeconds[e.rawValue] = Date().timeIntervalSince(t0)
                 } catch { log("\(name): \(e.rawValue) INT8 failed (\(error)): left out") }
             }
             let keys = files.keys.sorted()
             try measureSpeed(result: &result, keys: keys, files: files, peers: peers, timing: timing, timingURL: timingURL)
-            if let heldoutURL { try measureAgreement(result: &result, keys: keys, peers: peers, heldoutURL: heldoutURL) }
+            if let heldoutURL {
+                if batch == 1 {
+                    try measureAgreement(result: &result, keys: keys, peers: peers, heldoutURL: heldoutURL)
+                } else {
+                    log("\(name): agreement is measured at batch 1 only (run without --batch for it)")
+                }
+            }
             if !noMemory { measureMemory(result: &result, keys: keys, files: files, timingURL: timingURL) }
             for k in keys where k.engine != .ours {
                 for t in threadList { _ = try? peers?.request(["op": "unload", "id": peerID(k, name, t)]) }
@@ -164,7 +174,10 @@ struct Table: ParsableCommand {
         let model = try Model(contentsOf: fp32)
         let inputName = model.inputs[0].name
         let t0 = Date()
-        let q = try PostTrainingQuantizer().quantize(model, calibrationData: (0..<calib.count).lazy.map { [inputName: calib.row($0)] })
+        // Batches of --batch samples (the model is rewritten to that batch): the same samples
+        // the peers get.
+        let q = try PostTrainingQuantizer().quantize(
+            model, calibrationData: (0..<(calib.count / batch)).lazy.map { [inputName: calib.rows($0 * batch, count: batch)] })
         result.quantizeSeconds["ours"] = Date().timeIntervalSince(t0)
         let url = Paths.work.appendingPathComponent("ours/\(name).b\(batch).c\(calibrationSamples).int8.onnx")
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)

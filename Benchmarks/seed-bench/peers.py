@@ -8,8 +8,9 @@ measurements interleave with ours in rounds.
 
 Requests (`serve`), each a JSON object with "op":
   versions                          -> {"onnxruntime": v|null, "openvino": v|null, "nncf": v|null, "missing": {...}}
-  quantize engine fp32 calib out    -> {"path": out}: the peer's INT8 model of fp32 from the
-                                       samples in calib (.npy [N,...], one sample per row):
+  quantize engine fp32 calib out batch -> {"path": out}: the peer's INT8 model of fp32 from the
+                                       samples in calib (.npy [N,...], one sample per row), fed
+                                       in batches of `batch` (default 1; the model's batch):
       onnxruntime: the recipe its docs give: opset 13 (onnx.version_converter), quant_pre_process,
                    quantize_static QDQ, u8 activations, s8 per-channel weights, MinMax calibration;
                    every Conv must read its weights through a DequantizeLinear (checked).
@@ -113,15 +114,16 @@ def input_name(path):
     return [i.name for i in m.graph.input if i.name not in inits][0]
 
 
-def ort_int8(fp32, calib, out):
+def ort_int8(fp32, calib, out, batch=1):
     """onnxruntime's static QDQ model of fp32 (see the module docstring), written to out when it
-    is missing. calib: an array [N,...] (one sample per row) or a list of samples [1,...]."""
+    is missing. calib: an array [N,...] (one sample per row, fed `batch` rows at a time) or a
+    list of samples [1,...]."""
     import onnx
     from onnx import version_converter
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
     name = input_name(fp32)
-    samples = [calib[i:i + 1] for i in range(len(calib))] if isinstance(calib, np.ndarray) else list(calib)
+    samples = batches(calib, batch) if isinstance(calib, np.ndarray) else list(calib)
     if not os.path.exists(out):
         with tempfile.TemporaryDirectory() as tmp:
             op13, pre, q = (os.path.join(tmp, f) for f in ("op13.onnx", "pre.onnx", "q.onnx"))
@@ -149,14 +151,19 @@ def ort_int8(fp32, calib, out):
     return out
 
 
-def openvino_int8(fp32, calib, out):
+def batches(calib, batch):
+    """Rows of calib in consecutive groups of `batch` (a last incomplete group is left out)."""
+    return [calib[i:i + batch] for i in range(0, len(calib) - batch + 1, batch)]
+
+
+def openvino_int8(fp32, calib, out, batch=1):
     """OpenVINO IR (out = NAME.xml) quantized by nncf.quantize with its defaults."""
     if not os.path.exists(out):
         import nncf
         import openvino as ov
         model = ov.Core().read_model(fp32)
         name = model.inputs[0].get_any_name()
-        samples = [calib[i:i + 1] for i in range(len(calib))]
+        samples = batches(calib, batch)
         q = nncf.quantize(model, nncf.Dataset(samples, lambda x: {name: x}), subset_size=len(samples))
         with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out))) as tmp:
             ov.save_model(q, os.path.join(tmp, "m.xml"))
@@ -261,7 +268,7 @@ def serve():
             elif op == "quantize":
                 calib = np.load(req["calib"])
                 fn = {"onnxruntime": ort_int8, "openvino": openvino_int8}[req["engine"]]
-                ans = {"path": fn(req["fp32"], calib, req["out"])}
+                ans = {"path": fn(req["fp32"], calib, req["out"], int(req.get("batch", 1)))}
             elif op == "load":
                 loaded[req["id"]] = ENGINES[req["engine"]](req["model"], int(req["threads"]))
                 ans = {"id": req["id"]}
