@@ -49,12 +49,10 @@ final class ResidualInPlaceTests: XCTestCase {
         }
     }
 
-    /// Three chained identity blocks (each block's input is the previous block's in-place sum,
-    /// a view owning its buffer): every sum stays in place and the result equals the unfused
-    /// graph, at batch 1 and 3.
-    func testChainedIdentityBlocksMatchTheUnfusedGraph() throws {
+    /// stem Conv -> x0, then three identity blocks `x(b+1) = Relu(Conv(Relu(Conv(x(b)))) + x(b))`.
+    private func chain(seed: UInt64) -> Graph {
         var nodes = [K.conv("stem", "in", "W0", nil, "x0")]
-        var initializers: [String: Tensor] = ["W0": K.random([8, 3, 3, 3], seed: 41)]
+        var initializers: [String: Tensor] = ["W0": K.random([8, 3, 3, 3], seed: seed)]
         for b in 0..<3 {
             nodes += [
                 K.conv("b\(b)c1", "x\(b)", "W\(b)1", nil, "b\(b)t1"),
@@ -63,11 +61,18 @@ final class ResidualInPlaceTests: XCTestCase {
                 Node(name: "b\(b)add", opType: "Add", inputs: ["b\(b)t2", "x\(b)"], outputs: ["b\(b)s"]),
                 Node(name: "b\(b)r2", opType: "Relu", inputs: ["b\(b)s"], outputs: ["x\(b + 1)"]),
             ]
-            initializers["W\(b)1"] = K.random([8, 8, 3, 3], seed: 42 + UInt64(b), in: -0.2...0.2)
-            initializers["W\(b)2"] = K.random([8, 8, 3, 3], seed: 52 + UInt64(b), in: -0.2...0.2)
+            initializers["W\(b)1"] = K.random([8, 8, 3, 3], seed: seed + 1 + UInt64(b), in: -0.2...0.2)
+            initializers["W\(b)2"] = K.random([8, 8, 3, 3], seed: seed + 11 + UInt64(b), in: -0.2...0.2)
         }
-        var g = Graph(
+        return Graph(
             name: "chain", nodes: nodes, inputs: [K.f32("in", [1, 3, 6, 6])], outputs: [K.f32("x3", [1, 8, 6, 6])], initializers: initializers)
+    }
+
+    /// Three chained identity blocks (each block's input is the previous block's in-place sum,
+    /// a view owning its buffer): every sum stays in place and the result equals the unfused
+    /// graph, at batch 1 and 3.
+    func testChainedIdentityBlocksMatchTheUnfusedGraph() throws {
+        var g = chain(seed: 41)
         g.inputs[0].shape![0] = .symbolic("N")
         g.outputs[0].shape![0] = .symbolic("N")
         let session = try K.session(g, optimize: true)
@@ -87,26 +92,12 @@ final class ResidualInPlaceTests: XCTestCase {
     /// (each block may requantize one step apart).
     func testInt8ChainedIdentityBlocksSumInPlace() throws {
         for later in [false, true] {
-            var nodes = [K.conv("stem", "in", "W0", nil, "x0")]
-            var initializers: [String: Tensor] = ["W0": K.random([8, 3, 3, 3], seed: 71)]
-            for b in 0..<3 {
-                nodes += [
-                    K.conv("b\(b)c1", "x\(b)", "W\(b)1", nil, "b\(b)t1"),
-                    Node(name: "b\(b)r1", opType: "Relu", inputs: ["b\(b)t1"], outputs: ["b\(b)a1"]),
-                    K.conv("b\(b)c2", "b\(b)a1", "W\(b)2", nil, "b\(b)t2"),
-                    Node(name: "b\(b)add", opType: "Add", inputs: ["b\(b)t2", "x\(b)"], outputs: ["b\(b)s"]),
-                    Node(name: "b\(b)r2", opType: "Relu", inputs: ["b\(b)s"], outputs: ["x\(b + 1)"]),
-                ]
-                initializers["W\(b)1"] = K.random([8, 8, 3, 3], seed: 72 + UInt64(b), in: -0.2...0.2)
-                initializers["W\(b)2"] = K.random([8, 8, 3, 3], seed: 82 + UInt64(b), in: -0.2...0.2)
-            }
-            var outputs = [K.f32("x3", [1, 8, 6, 6])]
+            var g = chain(seed: 71)
             if later {
-                nodes.append(Node(name: "tail", opType: "Conv", inputs: ["x1", "W9"], outputs: ["z"], attributes: ["pads": .ints([1, 1, 1, 1])]))
-                initializers["W9"] = K.random([8, 8, 3, 3], seed: 99, in: -0.2...0.2)
-                outputs.append(K.f32("z", [1, 8, 6, 6]))
+                g.nodes.append(Node(name: "tail", opType: "Conv", inputs: ["x1", "W9"], outputs: ["z"], attributes: ["pads": .ints([1, 1, 1, 1])]))
+                g.initializers["W9"] = K.random([8, 8, 3, 3], seed: 99, in: -0.2...0.2)
+                g.outputs.append(K.f32("z", [1, 8, 6, 6]))
             }
-            let g = Graph(name: "chain", nodes: nodes, inputs: [K.f32("in", [1, 3, 6, 6])], outputs: outputs, initializers: initializers)
             let model = Model(graph: g, opsetVersion: 13, source: "chain")
             let samples = (0..<4).map { ["in": K.random([1, 3, 6, 6], seed: 90 + UInt64($0))] }
             let q = try PostTrainingQuantizer().quantize(model, calibrationData: samples).model
