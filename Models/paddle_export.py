@@ -3,7 +3,7 @@
 blocks for fusion tests and paddle.vision.models networks for benchmarks. Seeded random
 weights, rescaled layer by layer so that activations and logits are meaningful.
 
-  Models/paddle_export.py blocks [--force]          # resnet_block, mobilenetv2_block (1x3x64x64)
+  Models/paddle_export.py blocks [--force]          # resnet_block, mobilenetv2_block (1x3x64x64), conv3d_block (1x4x8x16x16)
   Models/paddle_export.py zoo [NAME ...] [--force]  # default: every zoo model (1x3x224x224)
   Models/paddle_export.py ssd [--force]             # ssd_mobilenet_v1 (1x3x300x300), see below
   Models/paddle_export.py list                      # the names and whether each is done
@@ -70,7 +70,7 @@ import numpy as np  # noqa: E402
 
 CACHE = use_venv.CACHE
 OUT = {k: os.path.join(CACHE, "paddle", k) for k in ("blocks", "zoo", "ssd")}
-BLOCKS = {"resnet_block": (1, 3, 64, 64), "mobilenetv2_block": (1, 3, 64, 64)}
+BLOCKS = {"resnet_block": (1, 3, 64, 64), "mobilenetv2_block": (1, 3, 64, 64), "conv3d_block": (1, 4, 8, 16, 16)}
 ZOO = {n: (1, 3, 224, 224) for n in ["resnet50", "resnet101", "mobilenet_v1", "mobilenet_v2", "vgg16", "vgg19"]}
 SSD = {"ssd_mobilenet_v1": (1, 3, 300, 300)}
 TABLES = {"blocks": BLOCKS, "zoo": ZOO, "ssd": SSD}
@@ -121,7 +121,10 @@ def done(kind, name):
 
 def images(seed, n, shape):
     """n image-like samples [1,C,H,W]: a smooth random field (bilinear from 1/8 resolution)
-    plus a little white noise, each channel normalised to mean 0, std 1. float32."""
+    plus a little white noise, each channel normalised to mean 0, std 1. float32. A 5-D shape
+    [1,C,D,H,W] (a clip of D frames) is made as C*D channels."""
+    if len(shape) == 5:
+        return [x.reshape(shape) for x in images(seed, n, (1, shape[1] * shape[2], shape[3], shape[4]))]
     rng = np.random.default_rng(seed)
     _, c, h, w = shape
 
@@ -213,7 +216,27 @@ def block_networks(paddle):
         def forward(self, x):
             return self.blocks(self.stem(x))
 
-    return {"resnet_block": ResNetBlock, "mobilenetv2_block": MobileNetV2Block}
+    class Conv3DBlock(nn.Layer):
+        """3-D CNN block (Paddle's fused_conv3d): 3x3x3 Conv3D-BN3D-ReLU (4->8), then a residual
+        unit 3x3x3 Conv3D-BN3D-ReLU, 3x3x3 Conv3D-BN3D, + its input, ReLU: [1,4,8,16,16] ->
+        [1,8,8,16,16]."""
+
+        def __init__(self):
+            super().__init__()
+
+            def conv_bn3d(cin, cout, act):
+                layers = [nn.Conv3D(cin, cout, 3, padding=1, bias_attr=False), nn.BatchNorm3D(cout)]
+                return nn.Sequential(*(layers + [nn.ReLU()] if act else layers))
+
+            self.stem = conv_bn3d(4, 8, True)
+            self.body = nn.Sequential(conv_bn3d(8, 8, True), conv_bn3d(8, 8, False))
+            self.relu = nn.ReLU()
+
+        def forward(self, x):
+            x = self.stem(x)
+            return self.relu(x + self.body(x))
+
+    return {"resnet_block": ResNetBlock, "mobilenetv2_block": MobileNetV2Block, "conv3d_block": Conv3DBlock}
 
 
 def priors_per_location(a):
@@ -300,7 +323,7 @@ def rescale(paddle, model, batch, logits_std=None):
 
     def bn_pre(layer, inputs):
         x = inputs[0].numpy().astype(np.float64)
-        axes = (0, 2, 3) if x.ndim == 4 else (0,)
+        axes = tuple(a for a in range(x.ndim) if a != 1)
         layer._mean.set_value(paddle.to_tensor(x.mean(axis=axes).astype(np.float32)))
         layer._variance.set_value(paddle.to_tensor(x.var(axis=axes).astype(np.float32)))
         c = x.shape[1]
@@ -318,7 +341,7 @@ def rescale(paddle, model, batch, logits_std=None):
         return output / s
 
     for layer in model.sublayers():
-        if isinstance(layer, (nn.Conv2D, nn.Linear)):
+        if isinstance(layer, (nn.Conv2D, nn.Conv3D, nn.Linear)):
             handles.append(layer.register_forward_post_hook(lin_post))
         elif hasattr(layer, "_mean") and hasattr(layer, "_variance"):
             handles.append(layer.register_forward_pre_hook(bn_pre))

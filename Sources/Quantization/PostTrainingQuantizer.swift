@@ -32,13 +32,17 @@ public struct PostTrainingQuantizer: Sendable {
         public var analysisSamples: Int
         /// When set, the graph after each pass is written there as `NN-pass.dot` (Graphviz).
         public var dumpDirectory: URL?
+        /// An average pool runs in INT8 when its output SQNR on the analysis samples is at most
+        /// this many dB (default 0: not below) under keeping it FP32; nil keeps them all FP32.
+        public var averagePoolMaxSQNRLoss: Double?
 
         public init(
             calibration: CalibrationMethod = .mse, weights: WeightGranularity = .perChannel,
             excludeNodes: Set<String> = [], excludeOpTypes: Set<String> = [], maxSamples: Int? = nil,
             progress: Bool = false, accuracyBudget: Double? = nil, maxFallbacks: Int = 20,
-            analysisSamples: Int = 8
+            analysisSamples: Int = 8, averagePoolMaxSQNRLoss: Double? = 0
         ) {
+            self.averagePoolMaxSQNRLoss = averagePoolMaxSQNRLoss
             self.accuracyBudget = accuracyBudget
             self.maxFallbacks = maxFallbacks
             self.analysisSamples = analysisSamples
@@ -101,7 +105,9 @@ public struct PostTrainingQuantizer: Sendable {
                     : "no usable calibration samples: \(skipped.joined(separator: "; "))")
         }
         let shapes = try prepared.shapes(first)
-        let placement = prepared.placement(shapes: shapes, options: options)
+        // Every average pool that may run INT8 does in this placement (the superset of the
+        // tensors to calibrate); AveragePoolPrecision then decides on the samples.
+        let placement = prepared.placement(shapes: shapes, options: options, averagePools: nil)
         // Observe every tensor to quantize: the FP32 graph with those tensors as extra outputs.
         var observed = prepared.graph
         let existing = Set(observed.outputs.map(\.name))
@@ -136,9 +142,14 @@ public struct PostTrainingQuantizer: Sendable {
                 zeroWarnings.append("tensor '\(t)' was zero on every calibration sample: its scale is arbitrary; calibrate on representative data")
             }
         }
+        let observedRanges = calibrator.table(method: .minMax, unsigned: [])
+        let pools = try AveragePoolPrecision.decide(
+            candidates: placement.averagePoolCandidates, graph: prepared.graph, opset: model.opsetVersion,
+            params: Self.groupParams(placement, table: table, observed: observedRanges),
+            table: table, observed: observedRanges, samples: kept, maxLoss: options.averagePoolMaxSQNRLoss)
         return try quantizeWithinBudget(
-            model, prepared: prepared, shapes: shapes, table: table,
-            observed: calibrator.table(method: .minMax, unsigned: []),
+            model, prepared: prepared, shapes: shapes, table: table, averagePools: pools,
+            observed: observedRanges,
             samples: kept, warnings: skipped + zeroWarnings + Self.outlierWarnings(inputMaxima, describe: describe) + calibrator.warnings)
     }
 
@@ -166,12 +177,13 @@ public struct PostTrainingQuantizer: Sendable {
     /// the worst units FP32 until `accuracyBudget` is met.
     func quantizeWithinBudget(
         _ model: Model, prepared: Prepared, shapes: [String: [Int]], table: CalibrationTable,
+        averagePools: AveragePoolPrecision.Decisions = .init(),
         observed: CalibrationTable?, samples: [[String: Tensor]], warnings: [String]
     ) throws -> Result {
         var options = self.options
         var fallbacks: [String] = []
         while true {
-            let placement = prepared.placement(shapes: shapes, options: options)
+            let placement = prepared.placement(shapes: shapes, options: options, averagePools: averagePools)
             var result = try quantize(
                 model, prepared: prepared, placement: placement, table: table, shapes: shapes,
                 observed: observed, warnings: warnings)
@@ -284,8 +296,13 @@ public struct PostTrainingQuantizer: Sendable {
             return try session.valueShapes(for: sample)
         }
 
-        func placement(shapes: [String: [Int]], options: Options) -> QuantizationPlacement {
-            QuantizationPlacement(analysis, shapes: shapes, excludeNodes: options.excludeNodes, excludeOpTypes: options.excludeOpTypes)
+        func placement(
+            shapes: [String: [Int]], options: Options,
+            averagePools: AveragePoolPrecision.Decisions? = .init()
+        ) -> QuantizationPlacement {
+            QuantizationPlacement(
+                analysis, shapes: shapes, excludeNodes: options.excludeNodes, excludeOpTypes: options.excludeOpTypes,
+                averagePools: averagePools)
         }
     }
 
@@ -307,18 +324,7 @@ public struct PostTrainingQuantizer: Sendable {
         _ model: Model, prepared: Prepared, placement: QuantizationPlacement, table: CalibrationTable,
         shapes: [String: [Int]], observed: CalibrationTable? = nil, warnings: [String]
     ) throws -> Result {
-        // One range per scale-propagation group: the union of its members'.
-        var params: [String: QuantParams] = [:]
-        for (root, members) in placement.groups {
-            let ranges = members.compactMap { table.ranges[$0] }
-            guard let lo = ranges.map(\.min).min(), let hi = ranges.map(\.max).max() else { continue }
-            let unsigned = members.allSatisfy { placement.unsigned.contains($0) }
-            // The observed extremes show skewed signed tensors (HardSwish: [-0.375, large]).
-            let seenMin = observed.flatMap { o in members.compactMap { o.ranges[$0]?.min }.min() }
-            let p = Self.params(min: lo, max: hi, unsigned: unsigned, observedMin: seenMin)
-            params[root] = p
-            for m in members { params[m] = p }
-        }
+        let params = Self.groupParams(placement, table: table, observed: observed)
         var g = prepared.graph
         var manager = prepared.manager
         let reports = try manager.run(
@@ -341,6 +347,26 @@ public struct PostTrainingQuantizer: Sendable {
             method: options.calibration, placement: placement, params: params,
             passes: reports, warnings: warnings, sampleCount: table.sampleCount)
         return Result(model: q, table: table, report: report)
+    }
+
+    /// The parameters of every quantized tensor: one range per scale-propagation group, the
+    /// union of its members'.
+    static func groupParams(_ placement: QuantizationPlacement, table: CalibrationTable, observed: CalibrationTable?) -> [String: QuantParams] {
+        var params: [String: QuantParams] = [:]
+        for (root, members) in placement.groups {
+            let leaders = members.filter { !placement.rangeFollowers.contains($0) }
+            let ranges = (leaders.isEmpty ? members : leaders).compactMap { table.ranges[$0] }
+            guard let lo = ranges.map(\.min).min(), let hi = ranges.map(\.max).max() else { continue }
+            let unsigned = members.allSatisfy { placement.unsigned.contains($0) }
+            // The observed extremes show skewed signed tensors (HardSwish: [-0.375, large]).
+            // Not for the outputs of INT8 binaries (no zero points in oneDNN's binary).
+            let symmetric = members.contains { placement.zeroPointFree.contains($0) }
+            let seenMin = symmetric ? nil : observed.flatMap { o in members.compactMap { o.ranges[$0]?.min }.min() }
+            let p = Self.params(min: lo, max: hi, unsigned: unsigned, observedMin: seenMin)
+            params[root] = p
+            for m in members { params[m] = p }
+        }
+        return params
     }
 
     /// Parameters covering `[min, max]`, zero point 0 where possible (oneDNN's fast path,
@@ -431,7 +457,9 @@ public struct QuantizationReport: Sendable, CustomStringConvertible {
                     node: u.anchor, precision: "int8", reason: u.nodes.count > 1 ? "fused with \(u.nodes.dropFirst().joined(separator: ", "))" : nil,
                     opType: u.opType, weightShape: u.weightShape))
         }
-        for p in placement.passThrough { n.append(NodeEntry(node: p, precision: "int8", reason: "passes int8 through")) }
+        for p in placement.passThrough {
+            n.append(NodeEntry(node: p, precision: "int8", reason: placement.int8Reasons[p] ?? "passes int8 through"))
+        }
         for b in placement.binaries { n.append(NodeEntry(node: b, precision: "int8", reason: "int8 binary")) }
         for (label, reason) in placement.fp32Reasons.sorted(by: { $0.key < $1.key }) {
             n.append(NodeEntry(node: label, precision: "fp32", reason: reason))

@@ -4,8 +4,9 @@ import XCTest
 
 @testable import Quantization
 
-/// Graphs written by a real exporter: a ResNet stem + bottleneck blocks and a MobileNet-V2 stem
-/// + inverted-residual blocks built with `paddle.nn` and exported by paddle2onnx (opset 13), as
+/// Graphs written by a real exporter: a ResNet stem + bottleneck blocks, a MobileNet-V2 stem
+/// + inverted-residual blocks and a 3-D CNN block (Conv3D) built with `paddle.nn` and exported
+/// by paddle2onnx (opset 13), as
 /// `Models/paddle_export.py blocks` makes them (`$DNNL_QUANT_CACHE/paddle/blocks`: the model,
 /// an input, onnxruntime's FP32 output for it, 8 calibration samples). paddle2onnx wraps ops in
 /// `Identity` nodes (`Add -> Identity -> Relu`, `BN -> Identity -> Clip -> Identity`); after
@@ -63,6 +64,12 @@ final class PaddleExportTests: XCTestCase {
         try checkFP32("mobilenetv2_block", convs: 10)
     }
 
+    /// Paddle's fused_conv3d: `paddle.nn.Conv3D` + BatchNorm3D + ReLU and a residual unit on a
+    /// [1, 4, 8, 16, 16] clip; every BN, ReLU and the residual Add fuse into 3-D convolutions.
+    func testConv3DBlockFP32FusesBatchNormActivationAndResidual() throws {
+        try checkFP32("conv3d_block", convs: 3)
+    }
+
     /// PTQ: the QDQ model runs every Conv as an INT8 primitive with its activation and sum
     /// fused, no FP32 step sits between the first and the last INT8 convolution, and the INT8
     /// result agrees with the QDQ reference semantics (the same QDQ graph run unfused: FP32
@@ -105,6 +112,10 @@ final class PaddleExportTests: XCTestCase {
 
     func testMobileNetV2BlockINT8RunsEveryConvolutionInINT8() throws {
         try checkINT8("mobilenetv2_block", convs: 10)
+    }
+
+    func testConv3DBlockINT8RunsEveryConvolutionInINT8() throws {
+        try checkINT8("conv3d_block", convs: 3)
     }
 
     private typealias K = PassKit

@@ -7,7 +7,7 @@ import DNNL
 ///   `chain` holds the eltwise and sum post-ops.
 /// - `QConv`, `QMatMul` (INT8): inputs `X_q, W_q (s8), B (f32, real units), Z_q`; `int8`
 ///   holds the parameters of each int8 operand, `nil` `dst` meaning an f32 result.
-/// - `QAdd`, `QMul` (INT8 binary): inputs `A_q, B_q`.
+/// - `QAdd`, `QSub`, `QMul` (INT8 binary): inputs `A_q, B_q`.
 /// - `Swish`: `x * sigmoid(alpha x)` (no payload).
 struct FusedNode: Equatable, Sendable {
     var chain = PostOpChain()

@@ -28,9 +28,10 @@ struct OpTraits: OptionSet, Sendable {
         "Transpose": [.int8PassThrough, .scaleInvariant], "Flatten": [.int8PassThrough, .scaleInvariant],
         "Squeeze": [.int8PassThrough, .scaleInvariant], "Unsqueeze": [.int8PassThrough, .scaleInvariant],
         "Slice": [.int8PassThrough, .scaleInvariant], "Resize": [.int8PassThrough, .scaleInvariant],
-        "Concat": [.int8PassThrough, .scaleInvariant],
+        "Concat": [.int8PassThrough, .scaleInvariant], "Split": [.int8PassThrough, .scaleInvariant],
+        "Gather": [.int8PassThrough, .scaleInvariant],
         "AveragePool": .int8PassThrough, "GlobalAveragePool": .int8PassThrough,
-        "Add": .int8Binary, "Mul": .int8Binary,
+        "Add": .int8Binary, "Mul": .int8Binary, "Sub": .int8Binary,
         "Relu": .nonNegative, "HardSigmoid": .nonNegative, "Sigmoid": .nonNegative, "Softmax": .nonNegative,
         "Identity": [.inferenceNoOp, .int8PassThrough, .scaleInvariant], "Dropout": .inferenceNoOp,
     ]
@@ -44,7 +45,9 @@ struct OpTraits: OptionSet, Sendable {
     }
 
     /// The traits of `node` (none for other domains). A Clip is non-negative when its lower
-    /// bound is >= 0; a Resize passes int8 through only in nearest mode.
+    /// bound is >= 0; a Resize passes int8 through only in nearest mode; Slice, Split and
+    /// Gather only with constant starts/ends/axes/steps, split sizes and indices (the int8
+    /// kernels copy blocks or index maps computed at plan time).
     static func of(_ node: Node, constants: (String?) -> Tensor?) -> OpTraits {
         guard node.domain.isEmpty || node.domain == "ai.onnx" else { return [] }
         var t = table[node.opType] ?? []
@@ -52,6 +55,11 @@ struct OpTraits: OptionSet, Sendable {
             t.insert(.nonNegative)
         }
         if node.opType == "Resize", (node.string("mode") ?? "nearest") != "nearest" {
+            t.subtract([.int8PassThrough, .scaleInvariant])
+        }
+        if ["Slice", "Split", "Gather"].contains(node.opType),
+            node.inputs.dropFirst().contains(where: { !$0.isEmpty && constants($0) == nil })
+        {
             t.subtract([.int8PassThrough, .scaleInvariant])
         }
         return t

@@ -20,6 +20,9 @@ struct PostOpChain: Equatable, Sendable {
     var ops: [Op] = []
     /// The sum may write into the residual's buffer: nothing else reads the residual.
     var sumInPlace = false
+    /// The sum's scale: 1 for a residual Add, -1 for a residual subtracted (`Sub(op, z)`:
+    /// `dst = op - z`, Paddle's elementwise_sub as a sum post-op).
+    var sumScale: Float = 1
 
     var hasSum: Bool { ops.contains(.sum) }
     var isEmpty: Bool { ops.isEmpty }
@@ -59,7 +62,7 @@ struct PostOpChain: Equatable, Sendable {
     var summary: String {
         ops.map { op -> String in
             switch op {
-            case .sum: "+sum"
+            case .sum: sumScale == 1 ? "+sum" : "+sum(\(sumScale))"
             case .eltwise(let a): "+\(a.algorithm)"
             }
         }.joined()

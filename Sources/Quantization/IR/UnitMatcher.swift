@@ -1,7 +1,8 @@
 /// A fused unit: an anchor (Conv, MatMul, Gemm) and the nodes after it that oneDNN runs in the
 /// same primitive (oneDNN doc: primitive attributes, post-ops): a MatMul's constant bias Add,
-/// activations and scalar affine ops as eltwise post-ops, and at most one residual Add as a
-/// sum post-op. Paddle fuses the same (conv_elementwise_add_mkldnn_fuse_pass,
+/// activations and scalar affine ops as eltwise post-ops, and at most one residual Add (or a
+/// Sub of the residual from the unit's value: a sum post-op of scale -1) as a sum post-op.
+/// Paddle fuses the same (conv_elementwise_add_mkldnn_fuse_pass,
 /// conv_activation_mkldnn_fuse_pass, fc_fuse_pass).
 struct Unit: Sendable {
     /// Node index of the anchor.
@@ -58,14 +59,15 @@ struct UnitMatcher {
             unit.nonNegative = OpTraits.of(n, constants: e.constant).contains(.nonNegative)
             return true
         }
-        if n.opType == "Add", unit.residual == nil, n.inputs.count == 2, n.inputs[0] != n.inputs[1],
-            let other = n.inputs.first(where: { $0 != cur }), e.constant(other) == nil,
+        if n.opType == "Add" || (n.opType == "Sub" && n.inputs.first == cur), unit.residual == nil, n.inputs.count == 2,
+            n.inputs[0] != n.inputs[1], let other = n.inputs.first(where: { $0 != cur }), e.constant(other) == nil,
             let inPlace = residual(other, cur)
         {
             unit.residual = other
             unit.residualAdd = ci
             unit.chain.ops.append(.sum)
             unit.chain.sumInPlace = inPlace
+            unit.chain.sumScale = n.opType == "Sub" ? -1 : 1
             unit.nonNegative = false
             return true
         }

@@ -23,7 +23,7 @@ extension PostOpChain {
     func append(to po: PostOps) throws(DNNLError) {
         for op in ops {
             switch op {
-            case .sum: try po.appendSum()
+            case .sum: try po.appendSum(scale: sumScale)
             case .eltwise(let a): try po.appendEltwise(a.algorithm, alpha: a.alpha, beta: a.beta)
             }
         }
@@ -50,7 +50,8 @@ extension Lowering {
             if case .eltwise(let a) = op { return a } else { return nil }
         }
         let added = rest.isEmpty ? out : out + ".sum"
-        try BinaryKernels.binary(Node(name: node.name + ".sum", opType: "Add", inputs: [pre, z], outputs: [added]), self)
+        let op = chain.sumScale < 0 ? "Sub" : "Add"
+        try BinaryKernels.binary(Node(name: node.name + ".sum", opType: op, inputs: [pre, z], outputs: [added]), self)
         if !rest.isEmpty {
             define(out, .slot(try ActivationKernels.apply(rest, to: try slot(added), name: out, self)))
         }

@@ -1,8 +1,8 @@
 import CDNNL
 import DNNL
 
-/// INT8 convolution, matmul and element-wise add/mul on oneDNN u8/s8 primitives, for the
-/// `dnnl.QConv`, `dnnl.QMatMul`, `dnnl.QAdd` and `dnnl.QMul` nodes the QDQ fusion pass writes.
+/// INT8 convolution, matmul and element-wise add/sub/mul on oneDNN u8/s8 primitives, for the
+/// `dnnl.QConv`, `dnnl.QMatMul`, `dnnl.QAdd`, `dnnl.QSub` and `dnnl.QMul` nodes the QDQ fusion pass writes.
 ///
 /// Scales follow `real = scale * (q - zeroPoint)`. For a convolution with per-channel weight
 /// scales `sw[oc]` (oneDNN 2.6 applies the bias before the output scale, ONEDNN_INT8_NOTES A2):
@@ -19,6 +19,7 @@ enum Int8Kernels {
         r["QMatMul"] = qmatmul
         r["QAdd"] = { n, l in try qbinary(n, l, .add) }
         r["QMul"] = { n, l in try qbinary(n, l, .mul) }
+        r["QSub"] = { n, l in try qbinary(n, l, .sub) }
     }
 
     /// Test hook: op types (`"QConv"`, ...) whose INT8 primitive descriptor creation answers
@@ -73,7 +74,7 @@ enum Int8Kernels {
             case .sum:
                 let zs = z?.scale ?? 1
                 // Before any eltwise, the sum adds in the scale the output scale produced.
-                let sumScale = foldIntoScale ? zs * toDst : zs
+                let sumScale = (foldIntoScale ? zs * toDst : zs) * chain.sumScale
                 try po.appendSum(scale: sumScale, zeroPoint: Int32(z?.zeroPoint ?? 0), dataType: z?.dataType ?? .undefined)
             case .eltwise(let a):
                 seenEltwise += 1
@@ -276,8 +277,10 @@ enum Int8Kernels {
         l.define(node.outputs[0], .slot(l.alias(of: dst2, name: node.outputs[0], shape: outShape, md)))
     }
 
-    /// `y = a + b` or `a * b` on int8 (or f32 output) with per-source scales:
-    /// add `y = (sa/sy) a + (sb/sy) b`, mul `y = (sa/sy) a * sb b`.
+    /// `y = a + b`, `a - b` or `a * b` on int8 (or f32 output) with per-source scales:
+    /// add `y = (sa/sy) a + (sb/sy) b`, sub `y = (sa/sy) a - (sb/sy) b`, mul `y = (sa/sy) a * sb b`.
+    /// oneDNN broadcasts src1 only: a Sub whose first operand broadcasts swaps the operands and
+    /// negates both scales (`b - a = (-sb/sy) b - (-sa/sy) a`).
     static func qbinary(_ node: Node, _ l: Lowering, _ alg: BinaryAlgorithm) throws {
         let q = try operands(node, l)
         guard let bq = q.src1 else { throw l.fail(.unsupportedAttribute, "\(node.opType) without the second source's parameters") }
@@ -290,7 +293,8 @@ enum Int8Kernels {
         guard let out = Broadcast.shape(l.slots[a].shape, l.slots[b].shape) else {
             throw l.fail(.shapeMismatch, "shapes \(l.slots[a].shape) and \(l.slots[b].shape) do not broadcast")
         }
-        if l.slots[a].shape != out { swap(&a, &b); swap(&sa, &sb) }
+        var swapped = false
+        if l.slots[a].shape != out { swap(&a, &b); swap(&sa, &sb); swapped = true }
         guard l.slots[a].shape == out else { throw l.fail(.shapeMismatch, "INT8 \(node.opType) where both operands broadcast") }
         let md0 = l.descriptor(a)
         let dims1 = Broadcast.padded(l.slots[b].shape, to: out.count)
@@ -299,7 +303,8 @@ enum Int8Kernels {
             dims1 == out
             ? try l.wrap { () throws(DNNLError) in try md0.with(dataType: sb.dataType) } : try l.descriptor(dims: dims1, sb.dataType)
         let toDst: Float = yq.map { 1 / $0.scale } ?? 1
-        let s0 = sa.scale * toDst, s1 = alg == .add ? sb.scale * toDst : sb.scale
+        let sign: Float = alg == .sub && swapped ? -1 : 1
+        let s0 = sign * sa.scale * toDst, s1 = alg == .mul ? sb.scale : sign * sb.scale * toDst
         let dstMD = try l.wrap { () throws(DNNLError) in try md0.with(dataType: yq?.dataType ?? .f32) }
         guard
             let pd = try int8Descriptor(
@@ -384,9 +389,9 @@ extension Int8Kernels {
             } else {
                 try MatMulKernels.matmul(fp, l)
             }
-        case "QAdd", "QMul":
+        case "QAdd", "QMul", "QSub":
             fp.inputs = [try dequantized(node.inputs[0], q.src), try dequantized(node.inputs[1], q.src1)]
-            fp.opType = node.opType == "QAdd" ? "Add" : "Mul"
+            fp.opType = String(node.opType.dropFirst())
             fp.domain = ""
             fp.fused = nil
             try BinaryKernels.binary(fp, l)

@@ -204,7 +204,7 @@ enum LayoutKernels {
             mapped = first
         } catch let e as GraphError { throw e } catch { throw GraphError(runtime: l.where_(), error) }
         let dst = try l.emitIndexCopy(name, from: s, to: node.outputs[0], shape: mapped.shape, index: mapped.intValues())
-        l.note("Swift kernel (\(name))", .swift)
+        l.note("Swift kernel (\(name), \(l.descriptor(s).dataType))", .swift)
         l.define(node.outputs[0], .slot(dst))
     }
 }

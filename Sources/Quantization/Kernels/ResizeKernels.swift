@@ -83,7 +83,7 @@ enum ResizeKernels {
         let dst = try l.emitIndexCopy(
             "resize", from: try l.plain(s), to: node.outputs[0], shape: out,
             index: Broadcast.indices(of: shape, in: out, maps: maps))
-        l.note("Swift kernel (nearest resize, \(ctm)/\(nearestMode))", .swift)
+        l.note("Swift kernel (nearest resize, \(ctm)/\(nearestMode), \(l.descriptor(dst).dataType))", .swift)
         l.define(node.outputs[0], .slot(dst))
     }
 }

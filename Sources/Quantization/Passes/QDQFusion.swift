@@ -2,11 +2,11 @@
 /// quantizer, onnxruntime and QAT exporters write them) into INT8 kernels:
 /// - `DQ(x_q) -> Conv(DQ(w_q), b) [-> activations] [-> Add(., DQ(z_q))] [-> activations] -> Q`
 ///   becomes `dnnl.QConv(x_q, w_q, b, z_q)` with an int8 output (or f32 when no Q follows);
-///   likewise MatMul/Gemm with constant weights (`dnnl.QMatMul`) and Add/Mul of two quantized
-///   tensors (`dnnl.QAdd`, `dnnl.QMul`);
+///   likewise MatMul/Gemm with constant weights (`dnnl.QMatMul`) and Add/Sub/Mul of two
+///   quantized tensors (`dnnl.QAdd`, `dnnl.QSub`, `dnnl.QMul`);
 /// - ops that pass int8 through (`OpTraits.int8PassThrough`: MaxPool, Reshape, Transpose,
-///   Flatten, Squeeze, Unsqueeze, Slice, Concat, nearest Resize, average pools) between a DQ
-///   and a Q of the same parameters run on the int8 values directly;
+///   Flatten, Squeeze, Unsqueeze, Slice, Split, Gather, Concat, nearest Resize, average pools)
+///   between a DQ and Qs of the same parameters (on every output) run on the int8 values;
 /// - the Q/DQ nodes left become quantize/dequantize reorders; a DQ feeding a Q directly is one
 ///   requantize.
 /// Paddle's cpu_quantize_pass + cpu_quantize_squash_pass do the same on Paddle graphs.
@@ -253,12 +253,22 @@ struct QDQFusion: GraphPass {
             p = d.p
             inputs[k] = d.q
         }
-        guard let p, n.outputs.count == 1, let (qs, yp) = Self.quantizedBy(n.outputs[0], e), yp == p else { return }
-        var output = n.outputs[0]
-        Self.absorbOutputQuantizers(qs, into: &output, &e)
+        // Every output (a Split has several) must be quantized with the input's parameters.
+        guard let p, !n.outputs.isEmpty, n.outputs.count == 1 || n.opType == "Split" else { return }
+        if AveragePoolPrecision.isAveragePool(n), let why = AveragePoolPrecision.int8Hazard(n, zeroPoint: p.zeroPoint) {
+            r.skipped.append("\(n.label): \(why): stays FP32")
+            return
+        }
+        var quantizers: [[Int]] = []
+        for o in n.outputs {
+            guard let (qs, yp) = Self.quantizedBy(o, e), yp == p else { return }
+            quantizers.append(qs)
+        }
+        var outputs = n.outputs
+        for k in outputs.indices { Self.absorbOutputQuantizers(quantizers[k], into: &outputs[k], &e) }
         var rewired = n
         rewired.inputs = inputs
-        rewired.outputs = [output]
+        rewired.outputs = outputs
         e.replace(i, with: rewired)
         r.applied.append("\(n.label) runs on \(p.type)")
     }

@@ -6,11 +6,13 @@
 ///   residual and its output are quantized; the output is u8 when the unit ends in an op that
 ///   is non-negative by construction (Relu, Clip(0, ..), HardSigmoid, Sigmoid), else s8;
 /// - scale-invariant ops (MaxPool, Reshape, Transpose, Flatten, Squeeze, Unsqueeze, Slice,
-///   Resize, Concat) whose input is quantized pass int8 through: their output shares the
-///   input's parameters (a Concat's inputs share its output's). Average pools are not
-///   scale-invariant in practice (a global average has a much narrower range): they stay FP32
-///   and their output is quantized with its own range where an INT8 node reads it;
-/// - an Add or Mul of two quantized tensors runs as an INT8 binary;
+///   Split, Gather, Resize, Concat) whose input is quantized pass int8 through: their outputs
+///   share the input's parameters (a Concat's inputs share its output's);
+/// - average pools narrow the range (a global average much more): each runs in INT8 (sharing
+///   its input's scale) only where the calibration-time SQNR measurement says so
+///   (`AveragePoolPrecision`), else stays FP32 and its output is quantized with its own range
+///   where an INT8 node reads it;
+/// - an Add, Sub or Mul of two quantized tensors runs as an INT8 binary;
 /// - everything else stays FP32, with the reason recorded.
 struct QuantizationPlacement {
     struct Unit {
@@ -37,11 +39,25 @@ struct QuantizationPlacement {
     var concatInputs: [String: [String]] = [:]
     /// Tensors that are non-negative by construction (quantized to u8).
     var unsigned: Set<String> = []
-    /// Nodes that pass int8 through, and Add/Mul nodes that run in INT8.
+    /// Nodes that pass int8 through, and Add/Sub/Mul nodes that run in INT8.
     var passThrough: [String] = []
     var binaries: [String] = []
+    /// Outputs of INT8 binaries: oneDNN's binary has no zero points, so they are quantized
+    /// symmetrically (s8/u8 with zero point 0) even when their range is skewed.
+    var zeroPointFree: Set<String> = []
+    /// Outputs of INT8 average pools (and of pass-through ops after them): they take their
+    /// input's parameters without widening them (an average lies within its inputs' range; a
+    /// clipping calibration method may give the output a wider range than the input's, which
+    /// would coarsen the input's scale).
+    var rangeFollowers: Set<String> = []
     /// Why each FP32 node (of the analysed graph) stays FP32, by node label.
     var fp32Reasons: [String: String] = [:]
+    /// Average pools that may run in INT8 (their input is quantized, no zero-point hazard),
+    /// placed as pass-through when `averagePools` allows them.
+    var averagePoolCandidates: [String] = []
+    /// Why each INT8 node runs INT8 where more than "passes int8 through" is known (the SQNR
+    /// measurement of an average pool), by node name.
+    var int8Reasons: [String: String] = [:]
     /// The members of `tensors`, for look-up.
     private var quantized: Set<String> = []
 
@@ -50,7 +66,13 @@ struct QuantizationPlacement {
     /// - Parameters:
     ///   - graph: the graph analysed (activation patterns fused, e.g. HardSwish as one node).
     ///   - shapes: value shapes for one input set (residual shapes must match).
-    init(_ graph: Graph, shapes: [String: [Int]], excludeNodes: Set<String>, excludeOpTypes: Set<String>) {
+    ///   - averagePools: average pools (by node name) placed in INT8 when their input is
+    ///     quantized, with the reason for each decision (`AveragePoolPrecision`); nil places
+    ///     every candidate in INT8 (to calibrate the superset).
+    init(
+        _ graph: Graph, shapes: [String: [Int]], excludeNodes: Set<String>, excludeOpTypes: Set<String>,
+        averagePools: AveragePoolPrecision.Decisions? = AveragePoolPrecision.Decisions()
+    ) {
         let e = GraphEditor(graph)
         var absorbed: Set<Int> = []
         func excluded(_ n: Node) -> Bool { excludeNodes.contains(n.name) || excludeOpTypes.contains(n.opType) }
@@ -82,6 +104,18 @@ struct QuantizationPlacement {
                 if let r = u.residual { addTensor(r) }
                 addTensor(u.output)
                 if u.nonNegative { unsigned.insert(u.output) }
+            } else if AveragePoolPrecision.isAveragePool(n) {
+                if let why = AveragePoolPrecision.int8Problem(n, inputQuantized: quantized.contains(n.inputs[0])) {
+                    fp32Reasons[n.label] = why; continue
+                }
+                averagePoolCandidates.append(n.name)
+                if let d = averagePools, d.int8[n.name] == nil {
+                    fp32Reasons[n.label] = d.fp32[n.name] ?? "average pool: INT8 not measured (no calibration samples), kept FP32"
+                    continue
+                }
+                if let why = averagePools?.int8[n.name] { int8Reasons[n.name] = why }
+                placePassThrough(n)
+                rangeFollowers.insert(n.outputs[0])
             } else if traits.contains(.scaleInvariant) {
                 placePassThrough(n)
             } else if traits.contains(.int8Binary) {
@@ -89,6 +123,7 @@ struct QuantizationPlacement {
                     fp32Reasons[n.label] = "an input is FP32 or constant"; continue
                 }
                 addTensor(n.outputs[0])
+                zeroPointFree.insert(n.outputs[0])
                 binaries.append(n.name)
             } else {
                 if traits.contains(.nonNegative) && n.outputs.count == 1 { unsigned.insert(n.outputs[0]) }
@@ -121,8 +156,18 @@ struct QuantizationPlacement {
     /// A scale-invariant op whose inputs are quantized: its output shares their parameters
     /// (a Concat's inputs share its output's).
     private mutating func placePassThrough(_ n: Node) {
-        guard n.outputs.count == 1 else { fp32Reasons[n.label] = "more than one output"; return }
-        if n.opType == "Concat" {
+        let outs = n.outputs.filter { !$0.isEmpty }
+        guard outs.count == 1 || n.opType == "Split" else { fp32Reasons[n.label] = "more than one output"; return }
+        if n.opType == "Split" {
+            // Every output shares the input's parameters (Paddle's split: scale copied in -> out).
+            guard quantized.contains(n.inputs[0]) else { fp32Reasons[n.label] = "its input is FP32"; return }
+            for o in outs {
+                addTensor(o)
+                sharesWith[o] = root(n.inputs[0])
+                if unsigned.contains(n.inputs[0]) { unsigned.insert(o) }
+                if rangeFollowers.contains(n.inputs[0]) { rangeFollowers.insert(o) }
+            }
+        } else if n.opType == "Concat" {
             let ins = n.inputs.filter { !$0.isEmpty }
             guard ins.allSatisfy({ quantized.contains($0) }) else { fp32Reasons[n.label] = "an input is FP32"; return }
             addTensor(n.outputs[0])
@@ -134,6 +179,7 @@ struct QuantizationPlacement {
             addTensor(n.outputs[0])
             sharesWith[n.outputs[0]] = root(n.inputs[0])
             if unsigned.contains(n.inputs[0]) { unsigned.insert(n.outputs[0]) }
+            if rangeFollowers.contains(n.inputs[0]) { rangeFollowers.insert(n.outputs[0]) }
         }
         passThrough.append(n.name)
     }
