@@ -62,6 +62,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in the repository
 import use_venv  # noqa: E402
+from fetch import sha256  # noqa: E402  (Models/fetch.py: a file's sha256, printed with each model)
 
 if __name__ == "__main__":
     use_venv.ensure()
@@ -728,15 +729,6 @@ def export_ssd(kind, name, shape):
         return info
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def sha256(path):
-    """The file's sha256 (printed with each model, so that exports can be compared)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def describe(info):

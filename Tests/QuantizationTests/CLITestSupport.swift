@@ -24,11 +24,11 @@ enum CLI {
         return url
     }
 
-    /// Runs `dnnl-quant arguments...` to completion (stderr is drained on another thread, so a
-    /// chatty child cannot block on a full pipe).
-    static func run(_ arguments: [String]) throws -> CLIResult {
+    /// Runs `dnnl-quant arguments...` (or another `executable`) to completion (stderr is drained
+    /// on another thread, so a chatty child cannot block on a full pipe).
+    static func run(_ arguments: [String], executable: URL? = nil) throws -> CLIResult {
         let p = Process()
-        p.executableURL = try url()
+        p.executableURL = try executable ?? url()
         p.arguments = arguments
         let out = Pipe(), err = Pipe()
         p.standardOutput = out

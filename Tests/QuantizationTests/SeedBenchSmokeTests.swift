@@ -15,22 +15,10 @@ final class SeedBenchSmokeTests: XCTestCase {
             if RealModelData.required { throw RealModelData.Missing(description: message + " (DNNL_QUANT_REQUIRE_MODELS=1)") }
             throw XCTSkip(message)
         }
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = ["--models", "mobilenet_v2", "--threads", "1", "--rounds", "1", "--seconds", "0.2", "--heldout", "8", "--json"]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        nonisolated(unsafe) var e = Data()
-        let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) { e = err.fileHandleForReading.readDataToEndOfFile() }
-        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        group.wait()
-        p.waitUntilExit()
-        let stderr = String(decoding: e, as: UTF8.self)
-        XCTAssertEqual(p.terminationStatus, 0, "seed-bench failed:\n\(stderr.suffix(3000))")
+        let r = try CLI.run(
+            ["--models", "mobilenet_v2", "--threads", "1", "--rounds", "1", "--seconds", "0.2", "--heldout", "8", "--json"], executable: binary)
+        let o = r.stdout, stderr = r.stderr
+        XCTAssertEqual(r.status, 0, "seed-bench failed:\n\(stderr.suffix(3000))")
         XCTAssertTrue(o.contains("| mobilenet_v2 |"), "no table row:\n\(o)")
         let line = try XCTUnwrap(o.split(separator: "\n").last, "no output")
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "last line is not JSON: \(line)")
