@@ -138,30 +138,76 @@ enum AttributeValidation {
     }
 
     /// Throws naming the first node whose inputs, outputs, attribute values or constant
-    /// quantization scales are invalid.
-    static func validate(_ graph: Graph) throws(GraphError) {
+    /// quantization parameters are invalid (`opset`: the model's default-domain opset).
+    static func validate(_ graph: Graph, opset: Int = 13) throws(GraphError) {
         for node in graph.nodes {
             try checkArity(node)
             try checkAttributes(node)
-            try checkScales(node, graph)
+            try checkQuantization(node, graph, opset: opset)
         }
     }
 
-    /// Throws when a QuantizeLinear reads a constant scale that is not positive and finite, or
-    /// a DequantizeLinear one that is negative or not finite (an infinite DequantizeLinear scale
-    /// used to be folded into an INT8 kernel, which QuantizeLinear's own check never saw). A
-    /// DequantizeLinear scale of 0 is valid (an all-zero weight channel).
-    static func checkScales(_ node: Node, _ graph: Graph) throws(GraphError) {
+    /// Throws when the constant parameters of a QuantizeLinear or DequantizeLinear break the
+    /// ONNX spec (operators QuantizeLinear/DequantizeLinear, opsets 10-21) or cannot describe a
+    /// tensor, naming the node:
+    /// - scales: QuantizeLinear divides by them, so they must be positive and finite; a
+    ///   DequantizeLinear of a run-time tensor (an activation) likewise; a DequantizeLinear of a
+    ///   constant (weights) may have scale 0 (an all-zero channel: its output is the bias);
+    /// - per-axis parameters (more than one scale) need opset 13, a 1-D scale whose length is
+    ///   the extent of `axis` in a constant input, and an axis inside the input's rank;
+    /// - zero points: the shape of the scale; u8 or s8 (the type of the quantized tensor; a
+    ///   DequantizeLinear of a constant must match its type), or s32 and all 0 for an s32
+    ///   DequantizeLinear (a bias).
+    static func checkQuantization(_ node: Node, _ graph: Graph, opset: Int) throws(GraphError) {
         guard node.domain.isEmpty || node.domain == "ai.onnx", ["QuantizeLinear", "DequantizeLinear"].contains(node.opType),
             let name = node.input(1), let scale = graph.initializers[name]
         else { return }
+        func refuse(_ what: String) -> GraphError { GraphError(.unsupportedAttribute, "node \(node.label): \(what)") }
         let dequantize = node.opType == "DequantizeLinear"
-        if let bad = scale.floatValues().first(where: { !($0.isFinite && ($0 > 0 || (dequantize && $0 == 0))) }) {
-            throw GraphError(
-                .unsupportedAttribute,
-                "node \(node.label): scale '\(name)' holds \(bad); scales must be \(dequantize ? "non-negative" : "positive") and finite")
+        let x = node.input(0).flatMap { graph.initializers[$0] }
+        let zeroAllowed = dequantize && x != nil
+        if let bad = scale.floatValues().first(where: { !($0.isFinite && ($0 > 0 || (zeroAllowed && $0 == 0))) }) {
+            let rule =
+                zeroAllowed
+                ? "scales must be non-negative and finite"
+                : dequantize
+                    ? "scales must be positive and finite (non-negative and finite only for constant weights; this DequantizeLinear reads a run-time tensor)"
+                    : "scales must be positive and finite"
+            throw refuse("scale '\(name)' holds \(bad); \(rule)")
         }
-        if scale.count == 0 { throw GraphError(.unsupportedAttribute, "node \(node.label): scale '\(name)' is empty") }
+        if scale.count == 0 { throw refuse("scale '\(name)' is empty") }
+        let perAxis = scale.count > 1 && (node.int("block_size") ?? 0) == 0
+        if perAxis {
+            guard opset >= 13 else {
+                throw refuse("\(scale.count) scales (per-axis quantization) need opset 13 or later; the model declares opset \(opset)")
+            }
+            guard scale.shape.count == 1 else { throw refuse("per-axis scale '\(name)' has shape \(scale.shape); it must be 1-D") }
+            if let x {
+                var axis = node.int("axis") ?? 1
+                let rank = x.shape.count
+                guard axis >= -rank, axis < rank else { throw refuse("axis \(axis) is outside the rank \(rank) of '\(node.inputs[0])'") }
+                if axis < 0 { axis += rank }
+                guard x.shape[axis] == scale.count else {
+                    throw refuse("\(scale.count) scales for axis \(axis) of '\(node.inputs[0])' \(x.shape), which has \(x.shape[axis]) channels")
+                }
+            }
+        }
+        guard let zpName = node.input(2), let zp = graph.initializers[zpName] else { return }
+        guard zp.shape == scale.shape || zp.count == scale.count && zp.shape.count <= 1 && scale.shape.count <= 1 else {
+            throw refuse("\(zp.count) zero points in '\(zpName)' (shape \(zp.shape)) for \(scale.count) scales in '\(name)' (shape \(scale.shape))")
+        }
+        switch zp.elementType {
+        case .u8, .s8:
+            if let x, dequantize, x.elementType != zp.elementType {
+                throw refuse("'\(node.inputs[0])' is \(x.elementType) but its zero point '\(zpName)' is \(zp.elementType)")
+            }
+        case .s32 where dequantize:
+            if let bad = zp.intValues().first(where: { $0 != 0 }) {
+                throw refuse("s32 zero point '\(zpName)' holds \(bad); an s32 DequantizeLinear takes zero point 0 only")
+            }
+        default:
+            throw refuse("zero point '\(zpName)' is \(zp.elementType); u8 or s8 expected")
+        }
     }
 
     /// Throws when an attribute of `node` listed in ``table`` has a value (or a type) the

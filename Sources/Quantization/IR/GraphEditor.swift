@@ -7,6 +7,7 @@ struct GraphEditor {
     let graphOutputs: Set<String>
     private var replaced: [Int: Node] = [:]
     private var removed: Set<Int> = []
+    private var insertedBefore: [Int: [Node]] = [:]
 
     init(_ graph: Graph) {
         self.graph = graph
@@ -58,6 +59,8 @@ struct GraphEditor {
 
     mutating func replace(_ i: Int, with node: Node) { replaced[i] = node }
     mutating func remove(_ i: Int) { removed.insert(i) }
+    /// Adds `node` right before node `i` (which it may feed) when the batch is applied.
+    mutating func insert(_ node: Node, before i: Int) { insertedBefore[i, default: []].append(node) }
     mutating func addInitializer(_ name: String, _ t: Tensor) { graph.initializers[name] = t }
 
     /// A fresh initializer name based on `base`.
@@ -71,7 +74,9 @@ struct GraphEditor {
     /// The graph with the batch applied (node order kept).
     func finish() -> Graph {
         var g = graph
-        g.nodes = graph.nodes.indices.compactMap { removed.contains($0) ? nil : (replaced[$0] ?? graph.nodes[$0]) }
+        g.nodes = graph.nodes.indices.flatMap { i in
+            (insertedBefore[i] ?? []) + (removed.contains(i) ? [] : [replaced[i] ?? graph.nodes[i]])
+        }
         let used = Set(g.nodes.flatMap(\.inputs)).union(g.outputs.map(\.name))
         g.initializers = g.initializers.filter { used.contains($0.key) }
         return g

@@ -47,7 +47,7 @@ enum Int8Kernels {
         switch made {
         case .success(let pd): return pd
         case .failure(let reason):
-            try fp32Fallback(node, l, reason: reason)
+            try fp32Fallback(node, l, reason: "\(reason)")
             return nil
         }
     }
@@ -111,8 +111,9 @@ enum Int8Kernels {
                 }))
     }
 
-    /// s8 weights and their scales per output channel, re-quantized to the CPU's `Int8Rule`
-    /// (7 bits without VNNI).
+    /// s8 weights and their scales per output channel. A channel of scale 0 takes zero weights
+    /// and scale 1. On a CPU without VNNI under ``SessionOptions/Int8WithoutVNNI/sevenBitWeights``
+    /// channels wider than 7 bits are re-quantized to |q| <= 63.
     static func weights(_ l: Lowering, _ node: Node, channels: Int, channelOf: (Int) -> Int) throws(GraphError) -> (q: [Int8], scales: [Float]) {
         guard let w = l.constant(node.input(1)), w.elementType == .s8 || w.elementType == .u8 else {
             throw l.fail(.unsupportedAttribute, "INT8 weights must be a constant s8 tensor")
@@ -122,8 +123,15 @@ enum Int8Kernels {
         }
         // One byte per weight throughout (VGG16's classifier has 120M of them): no [Int] copy.
         var q: [Int8] = w.elementType == .s8 ? w.scalars(as: Int8.self) : w.scalars(as: UInt8.self).map { Int8(clamping: $0) }
+        // A channel of scale 0 (valid in a DequantizeLinear: its real weights are 0, its output
+        // the bias) takes zero weights and scale 1, so the bias in accumulator units stays finite
+        // (ONEDNN_INT8_NOTES C4).
+        if scales.contains(0) {
+            for i in q.indices where scales[channelOf(i)] == 0 { q[i] = 0 }
+            scales = scales.map { $0 == 0 ? 1 : $0 }
+        }
         let rule = Int8Rule()
-        if rule.weightMax < 127 {
+        if rule.weightMax < 127 && l.withoutVNNI == .sevenBitWeights {
             var maxAbs = [Int](repeating: 0, count: channels)
             for (i, v) in q.enumerated() { maxAbs[channelOf(i)] = max(maxAbs[channelOf(i)], abs(Int(v))) }
             let factor = (0..<channels).map { maxAbs[$0] > rule.weightMax ? Float(rule.weightMax) / Float(maxAbs[$0]) : 1 }
@@ -133,6 +141,31 @@ enum Int8Kernels {
             scales = (0..<channels).map { scales[$0] / factor[$0] }
         }
         return (q, scales)
+    }
+
+    /// Why the INT8 primitive would not compute these weights exactly on this CPU (no VNNI and
+    /// a weight beyond `Int8Rule.weightMax`: `vpmaddubsw` saturates), or nil.
+    static func inexactWithoutVNNI(_ q: [Int8]) -> String? {
+        let rule = Int8Rule()
+        guard rule.weightMax < 127, let wide = q.first(where: { abs(Int($0)) > rule.weightMax }) else { return nil }
+        return "no VNNI on \(rule.isa): s8 weight \(wide) is beyond +-\(rule.weightMax), which u8 x s8 pairs would saturate (s16); "
+            + "runs in FP32 on the dequantized weights, exact to the QDQ graph (SessionOptions.int8WithoutVNNI = .sevenBitWeights re-quantizes instead)"
+    }
+
+    /// An s8 source as u8 with zero point + 128 (an exact reorder), for a CPU without VNNI:
+    /// inner product and matmul have no s8-source protection there, and convolutions halve
+    /// their weights for s8 sources (`Int8Rule`).
+    static func shiftedToU8(_ slot: Int, _ p: QuantParams, name: String, _ l: Lowering) throws(GraphError) -> (slot: Int, p: QuantParams) {
+        let shape = l.slots[slot].shape
+        let md = try l.wrap { () throws(DNNLError) in try l.descriptor(slot).with(dataType: .u8) }
+        let u = l.newSlot(name + ".u8", shape: shape, md)
+        let attr = try l.wrap { () throws(DNNLError) in
+            let at = try PrimitiveAttributes()
+            try at.setZeroPoints([128], for: .dst)
+            return at
+        }
+        try l.reorder(from: slot, to: u, attributes: attr, label: "\(l.where_()) s8 -> u8")
+        return (u, QuantParams(scale: p.scale, zeroPoint: p.zeroPoint + 128, type: .u8))
     }
 
     /// The destination of an INT8 primitive: with a sum, the residual's buffer seen with the
@@ -172,7 +205,8 @@ enum Int8Kernels {
 
     static func qconv(_ node: Node, _ l: Lowering) throws {
         let q = try operands(node, l)
-        let xq = q.src, yq = q.dst, zq = q.residual
+        let yq = q.dst, zq = q.residual
+        var xq = q.src
         let chain = node.postOps
         let xSlot = try l.slot(node.inputs[0])
         guard l.descriptor(xSlot).dataType == xq.dataType else {
@@ -183,6 +217,14 @@ enum Int8Kernels {
         let g = try ConvGeometry(node, xShape: xShape, wShape: wShape, transposed: false, l)
         let per = wShape.dropFirst().reduce(1, *)
         let (wq, ws) = try weights(l, node, channels: g.oc) { $0 / per }
+        if let why = inexactWithoutVNNI(wq) {
+            try fp32Fallback(node, l, reason: why)
+            return
+        }
+        var xSrc = xSlot
+        if xq.type == .s8 && Int8Rule().halvesWeightsOfSignedSourceConvolutions {
+            (xSrc, xq) = try shiftedToU8(xSlot, xq, name: node.inputs[0], l)
+        }
         let real = ws.map { xq.scale * $0 }
         var bias: [Float]? = nil
         if let b = node.input(2) {
@@ -203,7 +245,7 @@ enum Int8Kernels {
                         paddingR: g.padEnd, attributes: attr, engine: l.engine)
                 })
         else { return }  // lowered by fp32Fallback
-        let src = try l.converted(xSlot, to: pd.src)
+        let src = try l.converted(xSrc, to: pd.src)
         var args: [(ExecArg, Int)] = [(.src, src), (.weights, weightsSlot(l, node.inputs[1], wq, plainDims: g.weightDims, into: pd.weights))]
         if let bias { args.append((.bias, try l.constantSlot(node.name + ".bias_acc", Tensor(shape: [g.oc], scalars: bias)))) }
         let dst = try destination(l, z: chain.hasSum ? node.input(3) : nil, zq: zq, chain: chain, name: node.outputs[0], shape: g.outShape, pd.dst)
@@ -229,6 +271,10 @@ enum Int8Kernels {
         guard aShape.last == k else { throw l.fail(.shapeMismatch, "MatMul of \(aShape) and \(bShape)") }
         let rows = aShape.dropLast().reduce(1, *)
         let (bq, ws) = try weights(l, node, channels: n) { $0 % n }
+        if let why = inexactWithoutVNNI(bq) {
+            try fp32Fallback(node, l, reason: why)
+            return
+        }
         let real = ws.map { aq.scale * $0 }
         var a = aq
         let shiftToU8 = aq.type == .s8 && !Int8Rule().allowsSignedSource(for: .matmul)
@@ -255,16 +301,7 @@ enum Int8Kernels {
                 })
         else { return }  // lowered by fp32Fallback
         var aSlot = try l.plain(aInput)
-        if shiftToU8 {
-            let u = l.newSlot(node.inputs[0] + ".u8", shape: aShape, try l.descriptor(dims: aShape, .u8))
-            let attr = try l.wrap { () throws(DNNLError) in
-                let at = try PrimitiveAttributes()
-                try at.setZeroPoints([128], for: .dst)
-                return at
-            }
-            try l.reorder(from: aSlot, to: u, attributes: attr, label: "\(l.where_()) s8 -> u8")
-            aSlot = u
-        }
+        if shiftToU8 { aSlot = try shiftedToU8(aSlot, aq, name: node.inputs[0], l).slot }
         let aView = l.alias(of: aSlot, name: node.inputs[0] + ".2d", shape: [rows, k], pd.src)
         var args: [(ExecArg, Int)] = [(.src, aView), (.weights, weightsSlot(l, node.inputs[1], bq, plainDims: [k, n], into: pd.weights))]
         if let bias { args.append((.bias, try l.constantSlot(node.name + ".bias_acc", Tensor(shape: [1, n], scalars: bias)))) }
@@ -339,11 +376,11 @@ extension Int8Kernels {
     /// weights are dequantized at plan time (`w = sw[oc] * w_q`), the FP32 kernel runs with the
     /// same post-op chain, and the result is quantized when the node writes int8 (`int8.dst`).
     /// Every step of the node is reported as FP32, the first with `"FP32 fallback: <reason>"`.
-    static func fp32Fallback(_ node: Node, _ l: Lowering, reason: DNNLError) throws {
+    static func fp32Fallback(_ node: Node, _ l: Lowering, reason: String) throws {
         let q = try operands(node, l)
         let out = node.outputs[0]
         let firstNote = l.notes.count
-        l.note(fallbackNote + "\(reason)", .fp32)
+        l.note(fallbackNote + reason, .fp32)
 
         /// A run-time f32 copy of int8 input `name` with parameters `p` (an f32 input as is).
         func dequantized(_ name: String, _ p: QuantParams?) throws(GraphError) -> String {

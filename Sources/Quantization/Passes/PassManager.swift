@@ -11,14 +11,15 @@ struct PassPipeline: Sendable {
 enum Pipelines {
     /// What a session runs on any model (`InferenceSession`). On an FP32 model it is the FP32
     /// pipeline (BatchNorm and affine folding, activation patterns, post-op fusion); on a QDQ
-    /// model it is also the QDQ-to-INT8 pipeline: `qdq-fusion` turns Q/DQ pairs around units
-    /// into INT8 kernels before the FP32 fusions see what is left.
+    /// model it is also the QDQ-to-INT8 pipeline (``QATConverter``): `qdq-normalization` brings
+    /// the forms exporters write to one, `qdq-fusion` turns Q/DQ pairs around units into INT8
+    /// kernels before the FP32 fusions see what is left.
     static func engine(opset: Int) -> PassPipeline {
         PassPipeline(
             name: "engine",
             passes: [
                 Canonicalization(), ConstantFolding(opset: opset), ActivationPatternFusion(), LayerNormFusion(),
-                QDQFusion(), ConvScaleShiftFolding(), PostOpFusion(), DeadNodeElimination(),
+                QDQNormalization(), QDQFusion(), ConvScaleShiftFolding(), PostOpFusion(), DeadNodeElimination(),
             ])
     }
 

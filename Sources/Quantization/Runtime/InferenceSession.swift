@@ -12,6 +12,23 @@ public struct SessionOptions: Sendable {
     /// `DNNL_QUANT_DISABLE_PASSES`, comma separated), like onnxruntime's disabled optimizers.
     public var disabledPasses: Set<String>
 
+    /// How INT8 nodes run on a CPU without VNNI (AVX2, AVX-512 before Cascade Lake), where
+    /// oneDNN 2.6's u8 x s8 kernels add pairs of products into a saturating s16
+    /// (ONEDNN_INT8_NOTES A4, ``Int8Rule``).
+    public enum Int8WithoutVNNI: String, Sendable, CaseIterable {
+        /// Every node computes what its QDQ graph computes (within one output step): weights
+        /// within 7 bits (|q| <= 63) and s8 sources shifted to u8 run on INT8 primitives; a
+        /// node with wider weights runs in FP32 on its dequantized weights, reported as an
+        /// FP32 fallback. The default: a QAT model's weights are fixed at full 8-bit range.
+        case exact
+        /// Weights wider than 7 bits are re-quantized to 7 bits per output channel and run on
+        /// INT8 primitives: faster, with twice the weight rounding error.
+        case sevenBitWeights
+    }
+
+    /// See ``Int8WithoutVNNI``; no effect on CPUs with VNNI.
+    public var int8WithoutVNNI: Int8WithoutVNNI = .exact
+
     public init(threads: Int = 1, optimize: Bool = true, disabledPasses: Set<String> = []) {
         self.threads = threads
         self.optimize = optimize
@@ -65,7 +82,9 @@ public final class InferenceSession: Sendable {
                 .unsupportedOperator,
                 "\(model.source): node \(node.label): operator \(node.opType)\(domain) (opset \(model.opsetVersion)) is not supported")
         }
-        do { try AttributeValidation.validate(model.graph) } catch { throw GraphError(error.kind, "\(model.source): \(error.message)") }
+        do { try AttributeValidation.validate(model.graph, opset: model.opsetVersion) } catch {
+            throw GraphError(error.kind, "\(model.source): \(error.message)")
+        }
         // Attributes no version of the operator defines (a typo, another tool's extension): refused
         // like onnxruntime does, rather than ignored.
         for node in model.graph.nodes where node.domain.isEmpty || node.domain == "ai.onnx" {
@@ -156,7 +175,7 @@ public final class InferenceSession: Sendable {
     /// Compiles a plan for the shapes (and element types) of `inputs`.
     private func compile(shapes inputs: [String: Tensor], stream: DNNL.Stream) throws(GraphError) -> Plan {
         // The stream's engine: `Engine.shared()`, which succeeded when the session was made.
-        let l = Lowering(graph: graph, opset: model.opsetVersion, engine: stream.engine)
+        let l = Lowering(graph: graph, opset: model.opsetVersion, engine: stream.engine, withoutVNNI: options.int8WithoutVNNI)
         for (name, t) in graph.initializers { l.define(name, .constant(t)) }
         var inputSlots: [String: Int] = [:]
         for info in graph.inputs {

@@ -71,10 +71,15 @@ final class Lowering {
     /// The model's default-domain opset (operator semantics change between versions).
     let opset: Int
 
-    init(graph: Graph, opset: Int, engine: Engine) {
+    /// How INT8 nodes whose s8 weights exceed 7 bits run on a CPU without VNNI
+    /// (``SessionOptions/Int8WithoutVNNI``).
+    let withoutVNNI: SessionOptions.Int8WithoutVNNI
+
+    init(graph: Graph, opset: Int, engine: Engine, withoutVNNI: SessionOptions.Int8WithoutVNNI = .exact) {
         self.engine = engine
         self.graph = graph
         self.opset = opset
+        self.withoutVNNI = withoutVNNI
     }
 
     // MARK: values
