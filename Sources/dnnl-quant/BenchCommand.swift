@@ -20,6 +20,8 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "An input: NAME=FILE.npy (FILE.npy alone for a single-input model).")
     var input: [String] = []
     @Option(name: .long, help: "OpenMP threads.") var threads: Int = 1
+    @Option(name: .customLong("int8-without-vnni"), help: int8WithoutVNNIHelp)
+    var int8WithoutVnni: SessionOptions.Int8WithoutVNNI = .exact
     @Option(name: .long, help: "Batch size (default: the input files' leading dimension, or 1).") var batch: Int?
     @Option(name: .long, help: "Seconds to measure.") var seconds: Double = 3
     @Flag(name: .long, help: "Print one JSON object on the last line.") var json = false
@@ -50,7 +52,7 @@ struct Bench: ParsableCommand {
         }
         if let batch { feeds = feeds.mapValues { rebatch($0, to: batch) } }
         let effectiveBatch = feeds.values.first?.shape.first ?? 1
-        let session = try InferenceSession(model: m, options: .init(threads: threads))
+        let session = try InferenceSession(model: m, options: sessionOptions(threads: threads, int8WithoutVnni))
         _ = try session.run(feeds)
         var times: [Double] = []
         let start = DispatchTime.now().uptimeNanoseconds

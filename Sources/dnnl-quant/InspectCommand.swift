@@ -23,6 +23,8 @@ struct Inspect: ParsableCommand {
     @Option(name: .long, help: "An input: NAME=FILE.npy (FILE.npy alone for a single-input model); only its shape matters.")
     var input: [String] = []
     @Option(name: .long, help: "OpenMP threads for compiling the plan.") var threads: Int = 1
+    @Option(name: .customLong("int8-without-vnni"), help: int8WithoutVNNIHelp)
+    var int8WithoutVnni: SessionOptions.Int8WithoutVNNI = .exact
     @Flag(name: .long, help: "Print one JSON object.") var json = false
 
     /// Longest metadata value printed in full; longer ones are cut to this many characters.
@@ -40,7 +42,7 @@ struct Inspect: ParsableCommand {
 
         // The session: optimization passes, then a plan for one set of shapes.
         let session: InferenceSession
-        do { session = try InferenceSession(model: m, options: .init(threads: threads)) } catch {
+        do { session = try InferenceSession(model: m, options: sessionOptions(threads: threads, int8WithoutVnni)) } catch {
             report.error = error.description
             emit(report)
             throw error

@@ -51,6 +51,8 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("output-dir"), help: "Folder for the outputs (created if missing).")
     var outputDir: String
     @Option(name: .long, help: "OpenMP threads.") var threads: Int = 1
+    @Option(name: .customLong("int8-without-vnni"), help: int8WithoutVNNIHelp)
+    var int8WithoutVnni: SessionOptions.Int8WithoutVNNI = .exact
 
     func validate() throws {
         try validateThreads(threads)
@@ -72,7 +74,7 @@ struct Run: ParsableCommand {
         if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), !isDir.boolValue {
             throw CLIError("--output-dir \(outputDir): exists and is not a folder")
         }
-        let session = try InferenceSession(model: m, options: .init(threads: threads))
+        let session = try InferenceSession(model: m, options: sessionOptions(threads: threads, int8WithoutVnni))
         let outputs = try session.run(feeds)
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
             throw CLIError("--output-dir \(outputDir): cannot create it (\(error.localizedDescription))")
