@@ -389,6 +389,74 @@ final class QATConverterTests: XCTestCase {
         XCTAssertEqual(Set(got[0..<(h * w)]), [-1200])
     }
 
+    /// paddle2onnx's Conv form: `Conv(x, DQ(w)) -> Add([1, OC, 1, 1] bias) -> Relu -> Q`: the
+    /// bias Add and the Relu fuse into one INT8 convolution with a u8 result.
+    func testConvolutionWithBiasAddFusesIntoOneInt8Primitive() throws {
+        let p = Params(sx: 0.04, zx: 0, xType: .s8, sy: 0.1, zy: 0, yType: .s8)
+        let (n, ic, h, w, oc) = (1, 3, 6, 6, 5)
+        let wShape = [oc, ic, 3, 3]
+        let wq = Self.fullRangeWeights(wShape.reduce(1, *), seed: 91, bits: 7)
+        let bias: [Float] = [0.5, -0.25, 1.0, 0.0, -2.0]
+        let (x, xq) = Self.gridInput([n, ic, h, w], p, seed: 92)
+        let g = Self.qdqGraph(
+            p, xShape: [n, ic, h, w], yShape: [n, oc, h, w],
+            core: [
+                K.dq("dqw", "wq", "sw", "", "wd"), K.conv("conv", "xd", "wd", nil, "c"),
+                Node(name: "bias", opType: "Add", inputs: ["c", "b"], outputs: ["cb"]),
+                Node(name: "bias_id", opType: "Identity", inputs: ["cb"], outputs: ["cbi"]),
+                Node(name: "relu", opType: "Relu", inputs: ["cbi"], outputs: ["r"]),
+            ], coreOutput: "r", initializers: ["wq": K.s8(wShape, wq), "sw": K.scalar(0.01), "b": K.floats([1, oc, 1, 1], bias)])
+        let geometry = Conv2DGeometry(kernel: (3, 3), padBegin: (1, 1), padEnd: (1, 1))
+        let acc = Self.accumulators(xq, [n, ic, h, w], wq, wShape, geometry, zx: p.zx)
+        let real = acc.enumerated().map { i, a in max(0, Double(p.sx) * 0.01 * a + Double(bias[(i / (h * w)) % oc])) }
+        let want = real.map { Double(p.sy) * Double(Reference.quantize($0, scale: 1 / Double(p.sy), range: -128...127)) }
+        try check(g, ["x": x], want: want, step: Double(p.sy), anchors: ["conv"], "Conv + bias Add + Relu", int8Everywhere: true)
+        let fused = try K.session(g, optimize: true).graph
+        XCTAssertEqual(fused.nodes.filter { $0.opType == "QConv" }.count, 1, "\(fused.nodes.map(\.opType))")
+        XCTAssertFalse(
+            fused.nodes.contains { ["Add", "Relu", "QuantizeLinear"].contains($0.opType) && $0.name != "qx" }, "\(fused.nodes.map(\.label))")
+    }
+
+    /// Add and Sub of u8 tensors with zero points (onnxruntime's activations) into a u8 result
+    /// with a zero point, broadcast and with the broadcasting operand first: an INT8 binary
+    /// within one step of the integer reference.
+    func testAddAndSubWithZeroPointsRunInt8() throws {
+        let pa = Params(sx: 0.05, zx: 100), pb = Params(sx: 0.03, zx: 7)
+        let sy: Float = 0.07, zy = 120  // (5 i + 3 j) / 7 steps: never a rounding tie
+        for (op, aShape, bShape) in [
+            ("Add", [2, 3, 4, 5], [2, 3, 4, 5]), ("Sub", [2, 3, 4, 5], [1, 3, 1, 1]), ("Sub", [1, 3, 1, 1], [2, 3, 4, 5]),
+        ] {
+            let (a, aq) = Self.gridInput(aShape, pa, seed: 101), (b, bq) = Self.gridInput(bShape, pb, seed: 102)
+            let outShape = aShape.count == bShape.count ? zip(aShape, bShape).map { max($0, $1) } : aShape
+            let g = Graph(
+                name: "qbinary",
+                nodes: [
+                    K.q("qa", "a", "sa", "za", "aq"), K.dq("dqa", "aq", "sa", "za", "ad"),
+                    K.q("qb", "b", "sb", "zb", "bq"), K.dq("dqb", "bq", "sb", "zb", "bd"),
+                    Node(name: "op", opType: op, inputs: ["ad", "bd"], outputs: ["c"]),
+                    K.q("qy", "c", "sy", "zy", "yq"), K.dq("dqy", "yq", "sy", "zy", "y"),
+                ], inputs: [K.f32("a", aShape), K.f32("b", bShape)], outputs: [K.f32("y", outShape)],
+                initializers: [
+                    "sa": K.scalar(pa.sx), "za": K.u8([], [pa.zx]), "sb": K.scalar(pb.sx), "zb": K.u8([], [pb.zx]),
+                    "sy": K.scalar(sy), "zy": K.u8([], [zy]),
+                ])
+            var want: [Double] = []
+            Reference.forEachIndex(outShape) { c in
+                func index(_ shape: [Int]) -> Int { zip(c, shape).reduce(0) { $0 * $1.1 + ($1.1 == 1 ? 0 : $1.0) } }
+                let ra = Double(pa.sx) * Double(aq[index(aShape)] - pa.zx), rb = Double(pb.sx) * Double(bq[index(bShape)] - pb.zx)
+                let q = Reference.quantize(op == "Add" ? ra + rb : ra - rb, scale: 1 / Double(sy), zeroPoint: zy, range: 0...255)
+                want.append(Double(sy) * Double(q - zy))
+            }
+            let session = try K.session(g, optimize: true)
+            let got = try session.run(["a": a, "b": b])["y"]!.floatValues().map(Double.init)
+            let off = zip(got, want).map { abs($0 - $1) / Double(sy) }
+            XCTAssertLessThanOrEqual(off.max() ?? 0, 1.001, "\(op) \(aShape) \(bShape)")
+            XCTAssertGreaterThanOrEqual(Double(off.filter { $0 < 1e-3 }.count) / Double(off.count), 0.99, "\(op) \(aShape) \(bShape)")
+            let steps = try session.nodeReport(for: ["a": a, "b": b]).filter { $0.node.contains("'op'") }
+            XCTAssertTrue(steps.contains { $0.precision == .int8 && $0.detail.contains("binary") }, "\(op): \(steps.map(\.detail))")
+        }
+    }
+
     // MARK: invalid files
 
     /// Invalid Q/DQ parameters are refused at session creation and by the converter, naming

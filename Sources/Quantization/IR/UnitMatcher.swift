@@ -33,6 +33,10 @@ struct UnitMatcher {
     var excluded: (_ index: Int) -> Bool = { _ in false }
     /// The columns `N` of a MatMul's `[K, N]` weights, when its bias Add may be absorbed.
     var matmulColumns: Int?
+    /// The output channels and output rank of a Conv without a bias, when a per-channel
+    /// constant Add after it (`[OC, 1, 1]` or `[1, OC, 1, 1]`: paddle2onnx writes every Conv
+    /// bias so) may be absorbed as its bias.
+    var convChannels: (channels: Int, rank: Int)?
 
     /// The unit anchored at node `i` (possibly with nothing absorbed).
     func match(_ i: Int, _ e: GraphEditor) -> Unit {
@@ -50,6 +54,13 @@ struct UnitMatcher {
         if let columns = matmulColumns, unit.absorbed.isEmpty, n.opType == "Add",
             let (other, c, _) = e.constantOperand(n), other == cur, c.elementType == .f32,
             c.count == columns, c.shape.last == columns
+        {
+            unit.bias = n.inputs.first { $0 != cur }
+            return true
+        }
+        if let (channels, rank) = convChannels, unit.absorbed.isEmpty, n.opType == "Add",
+            let (other, c, _) = e.constantOperand(n), other == cur, c.elementType == .f32, c.count == channels,
+            c.shape.count <= rank, Self.isChannelVector(c.shape, channels: channels, rank: rank)
         {
             unit.bias = n.inputs.first { $0 != cur }
             return true
@@ -72,6 +83,12 @@ struct UnitMatcher {
             return true
         }
         return false
+    }
+
+    /// Whether `shape`, right-aligned to `rank` dims, is `[1, channels, 1, ...]`.
+    static func isChannelVector(_ shape: [Int], channels: Int, rank: Int) -> Bool {
+        let padded = [Int](repeating: 1, count: rank - shape.count) + shape
+        return rank >= 2 && padded.enumerated().allSatisfy { $0.offset == 1 ? $0.element == channels : $0.element == 1 }
     }
 
     /// The eltwise functions a node applies to `value`: an activation, or Add/Sub/Mul/Div by a

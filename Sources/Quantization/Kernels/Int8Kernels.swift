@@ -317,12 +317,14 @@ enum Int8Kernels {
     /// `y = a + b`, `a - b` or `a * b` on int8 (or f32 output) with per-source scales:
     /// add `y = (sa/sy) a + (sb/sy) b`, sub `y = (sa/sy) a - (sb/sy) b`, mul `y = (sa/sy) a * sb b`.
     /// oneDNN broadcasts src1 only: a Sub whose first operand broadcasts swaps the operands and
-    /// negates both scales (`b - a = (-sb/sy) b - (-sa/sy) a`).
+    /// negates both scales (`b - a = (-sb/sy) b - (-sa/sy) a`). Zero points of Add and Sub (as
+    /// onnxruntime's u8 activations have) become a constant `zy - s0 za - s1 zb` added by an
+    /// eltwise linear post-op; Mul takes none (its cross terms are not linear).
     static func qbinary(_ node: Node, _ l: Lowering, _ alg: BinaryAlgorithm) throws {
         let q = try operands(node, l)
         guard let bq = q.src1 else { throw l.fail(.unsupportedAttribute, "\(node.opType) without the second source's parameters") }
         let aq = q.src, yq = q.dst
-        guard aq.zeroPoint == 0, bq.zeroPoint == 0, (yq?.zeroPoint ?? 0) == 0 else {
+        guard alg != .mul || (aq.zeroPoint == 0 && bq.zeroPoint == 0 && (yq?.zeroPoint ?? 0) == 0) else {
             throw l.fail(.unsupportedAttribute, "\(node.opType) with zero points (oneDNN binary has none)")
         }
         var a = try l.slot(node.inputs[0]), b = try l.slot(node.inputs[1])
@@ -342,6 +344,11 @@ enum Int8Kernels {
         let toDst: Float = yq.map { 1 / $0.scale } ?? 1
         let sign: Float = alg == .sub && swapped ? -1 : 1
         let s0 = sign * sa.scale * toDst, s1 = alg == .mul ? sb.scale : sign * sb.scale * toDst
+        // Zero points of Add/Sub: y_q = s0 a +- s1 b + (zy - s0 za -+ s1 zb) (oneDNN's sub is
+        // s0 src0 - s1 src1), the constant as an eltwise linear post-op (rounding and
+        // saturation come after it).
+        let src1Sign: Float = alg == .sub ? -1 : 1
+        let offset = Float(yq?.zeroPoint ?? 0) - s0 * Float(sa.zeroPoint) - src1Sign * s1 * Float(sb.zeroPoint)
         let dstMD = try l.wrap { () throws(DNNLError) in try md0.with(dataType: yq?.dataType ?? .f32) }
         guard
             let pd = try int8Descriptor(
@@ -350,6 +357,11 @@ enum Int8Kernels {
                     let attr = try PrimitiveAttributes()
                     try attr.setScales([s0], for: .src)
                     try attr.setScales([s1], for: .src1)
+                    if offset != 0 {
+                        let po = try PostOps()
+                        try po.appendEltwise(.linear, alpha: 1, beta: offset)
+                        try attr.setPostOps(po)
+                    }
                     return try PrimitiveDescriptor.binary(alg, src0: md0, src1: md1, dst: dstMD, attributes: attr, engine: l.engine)
                 })
         else { return }  // lowered by fp32Fallback

@@ -152,9 +152,10 @@ struct QDQFusion: GraphPass {
                 }
                 return true
             },
-            matmulColumns: anchor.opType == "MatMul" && bias == nil ? weights.shape[1] : nil)
+            matmulColumns: anchor.opType == "MatMul" && bias == nil ? weights.shape[1] : nil,
+            convChannels: anchor.opType == "Conv" && bias == nil ? (weights.shape[0], weights.shape.count) : nil)
         let unit = matcher.match(i, e)
-        if let b = unit.bias { bias = e.constant(b) }
+        if let b = unit.bias, let t = e.constant(b) { bias = Tensor(shape: [t.count], scalars: t.floatValues()) }
         var operands = Int8Operands(src: x.p, weights: WeightScales(scales: w.scales, axis: w.axis < 0 ? nil : w.axis))
         let zq = unit.residual.flatMap { Self.dequantized($0, e) }
         operands.residual = zq?.p
@@ -225,12 +226,15 @@ struct QDQFusion: GraphPass {
     private func fuseBinary(_ i: Int, _ e: inout GraphEditor, _ r: inout PassReport) {
         let n = e.nodes[i]
         guard n.inputs.count == 2, let a = Self.dequantized(n.inputs[0], e), let b = Self.dequantized(n.inputs[1], e) else { return }
-        guard a.p.zeroPoint == 0, b.p.zeroPoint == 0 else {
-            r.skipped.append("\(n.label): zero points (oneDNN binary has none): stays FP32"); return
+        // Add/Sub fold zero points into a constant offset (an eltwise linear post-op); a
+        // product of two zero-pointed operands has cross terms oneDNN's binary cannot add.
+        let linear = n.opType != "Mul"
+        guard linear || (a.p.zeroPoint == 0 && b.p.zeroPoint == 0) else {
+            r.skipped.append("\(n.label): Mul of operands with zero points (oneDNN binary has none): stays FP32"); return
         }
         var operands = Int8Operands(src: a.p, src1: b.p)
         var output = n.outputs[0]
-        if let (qs, yp) = Self.quantizedBy(output, e), yp.zeroPoint == 0 {
+        if let (qs, yp) = Self.quantizedBy(output, e), linear || yp.zeroPoint == 0 {
             operands.dst = yp
             Self.absorbOutputQuantizers(qs, into: &output, &e)
         }
