@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""FP32 latency of dnnl-quant vs onnxruntime on the real models, in one run, interleaved.
+"""Latency of dnnl-quant vs onnxruntime on the same ONNX files, in one run, interleaved: the real
+models in FP32, the seed's zoo, and QDQ files (QAT and other quantizers' INT8), which both
+engines run as given.
 
   Benchmarks/compare_onnxruntime.py                       # det and rec, 1 and 2 threads, 3 rounds
   Benchmarks/compare_onnxruntime.py --models det,rec,cls,rec_v2,vad --rounds 5 --seconds 3
   Benchmarks/compare_onnxruntime.py --models resnet50,mobilenet_v2 --threads 1   # the seed's zoo
   Benchmarks/compare_onnxruntime.py --threads 1 --binary .build/release/dnnl-quant --build
   Benchmarks/compare_onnxruntime.py --ours-env OMP_WAIT_POLICY=passive   # our subprocess's env
+  Benchmarks/compare_onnxruntime.py --models cls@ort_u8s8,rec@ort_s8s8,det@nncf,qat_mnist   # QDQ
 
 Each round measures, for every model and thread count, both engines back to back (which one
 goes first alternates from round to round), each for --seconds after an untimed warm-up run:
@@ -27,6 +30,11 @@ $DNNL_QUANT_CACHE/data, default ~/.cache/swift-dnnl-quantization/data):
   cls     ppocr_cls     lines/line_00000.npy     x[1,3,48,192]
   rec_v2  ppocr_v2_rec  words_v2/word_00000.npy  x[1,3,32,320]
   vad     silero_vad    speech/Front_Center.npz  input[T,576], h, c
+QDQ files (run as given by both engines; onnxruntime fuses them into its QLinear kernels):
+  NAME@VARIANT  $DNNL_QUANT_CACHE/qdq/<entry>_<VARIANT>.onnx (Models/qdq_models.py: variants
+                ort_u8s8, ort_s8s8, nncf) on NAME's input, e.g. cls@ort_u8s8
+  qat_mnist     $DNNL_QUANT_CACHE/qat/mnist/mnist_qat.onnx (Models/qat_mnist.py) on the first
+                held-out digit x[1,1,28,28]
 
 The binary (default .build/release/dnnl-quant) is built with `swift build -c release --product
 dnnl-quant` when missing or with --build; a warning says when it is older than Sources/.
@@ -162,7 +170,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS and m not in ZOO]
+    unknown = [m for m in models if m not in MODELS and m not in ZOO and m != "qat_mnist" and m.split("@")[0] not in MODELS]
     if unknown:
         p.error(f"unknown model(s) {unknown}; known: {list(MODELS) + ZOO}")
     try:
@@ -195,12 +203,30 @@ def main(argv=None):
             feed, input_args = load_feed(base + ".input.npy", tmp)
             cases[m] = (base + ".onnx", base + ".input.npy", feed, input_args)
             continue
-        entry, rel = MODELS[m]
+        if m == "qat_mnist":
+            folder = os.path.join(fetch.CACHE, "qat", "mnist")
+            if not os.path.exists(os.path.join(folder, "mnist_qat.onnx")):
+                subprocess.run([sys.executable, os.path.join(ROOT, "Models", "qat_mnist.py")], check=True)
+            data_file = os.path.join(tmp, "mnist_x.npy")
+            with np.load(os.path.join(folder, "heldout.npz")) as z:
+                np.save(data_file, z["x"][:1])
+            feed, input_args = load_feed(data_file, tmp)
+            cases[m] = (os.path.join(folder, "mnist_qat.onnx"), data_file, feed, input_args)
+            continue
+        name, _, variant = m.partition("@")
+        entry, rel = MODELS[name]
         data_file = os.path.join(args.data, rel)
         if not os.path.exists(data_file):
             fail(f"{data_file} is missing: run Models/make_data.py")
         feed, input_args = load_feed(data_file, tmp)
-        cases[m] = (model_path(entry), data_file, feed, input_args)
+        if variant:
+            qdq = os.path.join(fetch.CACHE, "qdq", f"{entry}_{variant}.onnx")
+            if not os.path.exists(qdq):
+                subprocess.run([sys.executable, os.path.join(ROOT, "Models", "qdq_models.py"), "--models", entry,
+                                "--variants", variant], check=True)
+            cases[m] = (qdq, data_file, feed, input_args)
+        else:
+            cases[m] = (model_path(entry), data_file, feed, input_args)
 
     load_before = os.getloadavg()
     print(f"dnnl-quant {version} ({isa}) vs onnxruntime {ort.__version__}; {os.cpu_count()} CPUs; "
