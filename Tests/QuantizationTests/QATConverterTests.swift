@@ -253,6 +253,44 @@ final class QATConverterTests: XCTestCase {
         try check(grid, ["x": x], want: want127, step: Double(p.sy), anchors: ["conv"], "activation-only fake quantization")
     }
 
+    /// NNCF's weights (`QuantizeLinear(W f32) -> DequantizeLinear`, per channel) and
+    /// onnxruntime's 1e-34 scale of a near-zero weight channel: INT8, equal to the integer
+    /// reference (the tiny channel's contribution is far below an output step: bias only).
+    func testWeightQuantizerAndTinyScaleChannelRunInt8() throws {
+        let p = Params()
+        let (n, ic, h, w, oc) = (1, 3, 6, 6, 4)
+        let wShape = [oc, ic, 3, 3]
+        let per = wShape.dropFirst().reduce(1, *)
+        let wq = Self.fullRangeWeights(wShape.reduce(1, *), seed: 111, bits: 7)
+        var sw: [Float] = [0.004, 0.003, 0.002, 0.005]
+        let floats = wq.enumerated().map { i, v in sw[i / per] * Float(v) }
+        let (x, xq) = Self.gridInput([n, ic, h, w], p, seed: 112)
+        let geometry = Conv2DGeometry(kernel: (3, 3), padBegin: (1, 1), padEnd: (1, 1))
+        let acc = Self.accumulators(xq, [n, ic, h, w], wq, wShape, geometry, zx: p.zx)
+        let bias: [Float] = [0.33, -0.71, 1.13, 0.07]  // no rounding ties at sy = 0.2
+        func want(_ scales: [Float]) -> [Double] {
+            Self.expected(
+                acc, channelOf: { ($0 / (h * w)) % oc }, realScale: scales.map { Double(p.sx) * Double($0) }, bias: bias.map(Double.init), p,
+                quantized: true)
+        }
+        let nncf = Self.qdqGraph(
+            p, xShape: [n, ic, h, w], yShape: [n, oc, h, w],
+            core: [
+                Node(name: "qw", opType: "QuantizeLinear", inputs: ["wf", "sw", "zw"], outputs: ["wq"], attributes: ["axis": .int(0)]),
+                K.dq("dqw", "wq", "sw", "zw", "wd", axis: 0), K.conv("conv", "xd", "wd", "b", "c"),
+            ], coreOutput: "c",
+            initializers: [
+                "wf": K.floats(wShape, floats), "sw": K.floats([oc], sw), "zw": K.s8([oc], [0, 0, 0, 0]), "b": K.floats([oc], bias),
+            ])
+        try check(nncf, ["x": x], want: want(sw), step: Double(p.sy), anchors: ["conv"], "QuantizeLinear(W) -> DQ", int8Everywhere: true)
+        sw[2] = 1.1106744e-34
+        let tiny = Self.qdqGraph(
+            p, xShape: [n, ic, h, w], yShape: [n, oc, h, w],
+            core: [K.dq("dqw", "wq", "sw", "", "wd", axis: 0), K.conv("conv", "xd", "wd", "b", "c")], coreOutput: "c",
+            initializers: ["wq": K.s8(wShape, wq), "sw": K.floats([oc], sw), "b": K.floats([oc], bias)])
+        try check(tiny, ["x": x], want: want(sw), step: Double(p.sy), anchors: ["conv"], "1e-34 weight scale", int8Everywhere: true)
+    }
+
     /// Forms that must stay FP32, with the reason in the converter's decisions, and still
     /// compute what the QDQ graph computes (the engine with QDQ fusion off): weights whose
     /// zero point pushes them outside s8, FP32 weights off the 8-bit grid, and a reshape that

@@ -113,12 +113,12 @@ struct QDQFusion: GraphPass {
             r.skipped.append("\(anchor.label): weights are not a dequantized s8 constant")
             return
         }
-        // A nonzero weight scale this small (a denormal such as 1e-40) underflows the INT8 kernel's
-        // combined output scale `src_scale * w_scale / dst_scale`: the node stays FP32, where
-        // the dequantized weights are exact.
-        // A scale of exactly 0 is valid (an all-zero weight channel: its output is the bias).
-        if let tiny = w.scales.first(where: { !($0.isFinite && ($0 == 0 || $0 >= Self.smallestWeightScale)) }) {
-            r.skipped.append("\(anchor.label): weight scale \(tiny) is below \(Self.smallestWeightScale) (or not finite): stays FP32")
+        // A scale of exactly 0 is valid (an all-zero weight channel: its output is the bias). A
+        // nonzero weight scale this small (onnxruntime writes 1e-34 for a channel of near-zero
+        // weights; a denormal such as 1e-40) underflows the INT8 kernel's combined output scale
+        // `src_scale * w_scale / dst_scale`: see `tinyChannels` below.
+        if let bad = w.scales.first(where: { !$0.isFinite }) {
+            r.skipped.append("\(anchor.label): weight scale \(bad) is not finite: stays FP32")
             return
         }
         guard let weights = int8Weights(anchor, w, kind: kind, &r) else { return }
@@ -156,11 +156,30 @@ struct QDQFusion: GraphPass {
             convChannels: anchor.opType == "Conv" && bias == nil ? (weights.shape[0], weights.shape.count) : nil)
         let unit = matcher.match(i, e)
         if let b = unit.bias, let t = e.constant(b) { bias = Tensor(shape: [t.count], scalars: t.floatValues()) }
-        var operands = Int8Operands(src: x.p, weights: WeightScales(scales: w.scales, axis: w.axis < 0 ? nil : w.axis))
+        var scales = w.scales
         let zq = unit.residual.flatMap { Self.dequantized($0, e) }
+        let quantizedOutput = Self.quantizedBy(unit.output, e)
+        let tiny = scales.indices.filter { scales[$0] != 0 && scales[$0] < Self.smallestWeightScale }
+        if !tiny.isEmpty {
+            // Such a channel's largest contribution, `sx * sw * sum |w_q| * 255`, is far below
+            // half an output step: the channel computes its bias alone, as with scale 0, and the
+            // quantized result is the same. Otherwise the node stays FP32.
+            let bound = Self.largestContribution(weights, channels: tiny, scales: scales, kind: kind, sx: x.p.scale)
+            guard let yp = quantizedOutput?.p, zq == nil, bound < 1e-3 * Double(yp.scale) else {
+                r.skipped.append(
+                    "\(anchor.label): weight scale \(scales[tiny[0]]) is below \(Self.smallestWeightScale) and the channel's contribution (up to \(bound)) is not negligible in the output: stays FP32"
+                )
+                return
+            }
+            for c in tiny { scales[c] = 0 }
+            r.applied.append(
+                "\(anchor.label): \(tiny.count) channel(s) with weight scales below \(Self.smallestWeightScale) contribute < 1e-3 output steps: bias only"
+            )
+        }
+        var operands = Int8Operands(src: x.p, weights: WeightScales(scales: scales, axis: w.axis < 0 ? nil : w.axis))
         operands.residual = zq?.p
         var output = unit.output
-        if let (qs, yp) = Self.quantizedBy(unit.output, e) {
+        if let (qs, yp) = quantizedOutput {
             operands.dst = yp
             Self.absorbOutputQuantizers(qs, into: &output, &e)
         }
@@ -212,6 +231,18 @@ struct QDQFusion: GraphPass {
         }
         guard anchor.opType == "Gemm", anchor.int("transB") == 1 else { return w.w }
         return Self.transposed(w.w)
+    }
+
+    /// The largest real contribution of the weights of `channels` to a result:
+    /// `sx * sw[c] * sum |w_q[c]| * 255` (255 bounds `|x_q - zx|`). Weights as `int8Weights`
+    /// returns them: Conv `[OC, ...]`, MatMul/Gemm `[K, N]`.
+    static func largestContribution(_ w: Tensor, channels: [Int], scales: [Float], kind: String, sx: Float) -> Double {
+        let v = w.intValues()
+        let oc = kind == "QConv" ? w.shape[0] : w.shape[1]
+        let per = v.count / max(oc, 1)
+        var sums = [Double](repeating: 0, count: oc)
+        for (i, q) in v.enumerated() { sums[kind == "QConv" ? i / per : i % oc] += Double(abs(q)) }
+        return channels.map { Double(sx) * Double(scales.count == 1 ? scales[0] : scales[$0]) * sums[$0] * 255 }.max() ?? 0
     }
 
     /// A 2-D tensor transposed (any element type), `[N, K]` -> `[K, N]`.

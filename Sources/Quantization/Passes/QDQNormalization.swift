@@ -1,6 +1,8 @@
 /// Brings the QDQ forms that QAT exporters and other quantizers write into the one form
 /// ``QDQFusion`` matches, without changing any value the model computes (ONNX
 /// QuantizeLinear/DequantizeLinear semantics, `real = scale * (q - zero_point)`):
+/// 0. **Quantized constants.** `QuantizeLinear(W f32 constant)` (NNCF writes weights so) is
+///    evaluated into its int8 constant.
 /// 1. **Weights through layout ops.** `DQ(w_q) -> Transpose/Reshape/Flatten/Squeeze/Unsqueeze
 ///    -> Conv/MatMul/Gemm` (PyTorch's Linear exports `DQ(W[N, K]) -> Transpose -> MatMul`):
 ///    the layout op is applied to the int8 constant and the DequantizeLinear moved after it,
@@ -27,6 +29,7 @@ struct QDQNormalization: GraphPass {
     func apply(_ graph: inout Graph) throws(GraphError) -> PassReport {
         var report = PassReport(pass: name)
         guard graph.nodes.contains(where: { $0.opType == "DequantizeLinear" }) else { return report }
+        foldConstantQuantizers(&graph, &report)
         // Each round moves every weight DQ one layout op further; chains are short.
         for _ in 0..<8 {
             var e = GraphEditor(graph)
@@ -55,6 +58,25 @@ struct QDQNormalization: GraphPass {
         }
         graph = e.finish()
         return report
+    }
+
+    /// NNCF's weight form `QuantizeLinear(W f32 constant) -> DequantizeLinear`: the QuantizeLinear
+    /// evaluated once into its int8 constant (ONNX QuantizeLinear, round half to even,
+    /// saturation), so that the weights are a dequantized s8 constant like every other tool's.
+    private func foldConstantQuantizers(_ graph: inout Graph, _ r: inout PassReport) {
+        var e = GraphEditor(graph)
+        var folded = false
+        for (i, n) in e.nodes.enumerated() where n.opType == "QuantizeLinear" && n.domain.isEmpty {
+            guard let w = e.constant(n.input(0)), w.elementType == .f32, n.outputs.count == 1,
+                !e.graphOutputs.contains(n.outputs[0]),
+                let q = try? QuantizeKernels.evaluate(n, n.inputs.map { e.constant($0) }, 13).first
+            else { continue }
+            e.addInitializer(n.outputs[0], q)
+            e.remove(i)
+            folded = true
+            r.applied.append("\(n.label): constant \(w.shape) quantized once to \(q.elementType)")
+        }
+        if folded { graph = e.finish() }
     }
 
     /// The per-channel axis of a tensor of `shape` after a reshape to `reshaped`: the axis `b`
