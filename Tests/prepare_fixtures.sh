@@ -32,6 +32,16 @@
 #      calib/ (seed 1): lines/ (32, cls)  words_v4/ (32, v4 rec)  pages/ (8, det)
 #      eval/  (seed 0): lines/ (300)  words_v4/ (300)  pages/ (30)  scans/ (8 real images)
 #    (about 290 MB, a few seconds; make_data's words_v2 copies are not kept).
+# 6b. QDQ files of other tools (QDQInteropTests) by Models/qdq_models.py into $DNNL_QUANT_CACHE/qdq:
+#      <model>_<variant>.onnx for ppocr_cls, ppocr_v4_rec, ppocr_v4_det x ort_u8s8, ort_s8s8
+#      (onnxruntime quant_pre_process + quantize_static QDQ) and nncf (nncf.quantize, ONNX
+#      backend; Benchmarks/seed-bench/requirements-peers.txt installed into the venv when
+#      missing), calibrated on 16 (det 8) samples of calib/; qdq.json (sha256, versions, keys,
+#      NNCF errors). Then per file the per-node fixtures by Models/qdq_node_check.py into
+#      qdq/nodes/<model>_<variant>/ (units, captured int8 inputs, FP64 references, manifest.json)
+#      on the first eval/ sample (det: its top-left 320x320). Both scripts keep their own keys and
+#      skip what is up to date, so this step runs on every call (about 2 s when nothing changed;
+#      1.5 min from scratch); --force redoes it.
 # 7. testdata/prepared.stamp and ptqdata/prepared.stamp, holding STAMP_VERSION and a hash of
 #    this script and of the Models/ scripts it runs; when both match (and the models, blocks
 #    and SSD are there) the script does nothing.
@@ -70,6 +80,31 @@ for e in json.load(open("Models/models.json"))["entries"]:
     print(e["name"], os.path.join(os.environ["DNNL_QUANT_CACHE"], e["path"]))')
 model_path() { echo "${MODEL_PATH[$1]:?unknown model $1}"; }
 
+# 6b. QDQ files of other tools and their per-node fixtures (QDQInteropTests).
+qdq_fixtures() {
+  local qstart; qstart=$(date +%s)
+  if ! "$PY" -c "import nncf" >/dev/null 2>&1; then
+    echo "prepare_fixtures: installing Benchmarks/seed-bench/requirements-peers.txt (NNCF) ..."
+    "$PY" -m pip install -q --disable-pip-version-check -r Benchmarks/seed-bench/requirements-peers.txt \
+      || echo "prepare_fixtures: NNCF install failed: the nncf variants are skipped" >&2
+  fi
+  # An NNCF failure on a model is recorded in qdq.json (not fatal); an onnxruntime one is.
+  "$PY" Models/qdq_models.py $FORCE >/dev/null
+  local m dataset crop f name samples
+  for m in ppocr_cls:lines ppocr_v4_rec:words_v4 ppocr_v4_det:pages; do
+    dataset=${m#*:}; m=${m%%:*}
+    crop=""; [ "$dataset" = pages ] && crop="--crop 320x320"
+    samples=("$PTQ/eval/$dataset"/*.npy)  # sorted by the glob
+    for f in "$CACHE/qdq/${m}"_*.onnx; do
+      [ -f "$f" ] || continue
+      name=$(basename "$f" .onnx)
+      # shellcheck disable=SC2086
+      "$PY" Models/qdq_node_check.py "$f" "${samples[0]}" $crop --out "$CACHE/qdq/nodes/$name" $FORCE >/dev/null
+    done
+  done
+  echo "prepare_fixtures: QDQ files and node fixtures in $CACHE/qdq ($(( $(date +%s) - qstart )) s)"
+}
+
 # One preparation at a time per cache (two test runs may start together).
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.prepare_fixtures.lock"
@@ -84,6 +119,7 @@ if [ "${1:-}" != "--force" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" 
   [ -f "$CACHE/qat/mnist/mnist.json" ] || all_there=0
   if [ "$all_there" = 1 ]; then
     echo "prepare_fixtures: up to date ($TD, $PTQ)"
+    qdq_fixtures
     exit 0
   fi
 fi
@@ -190,3 +226,4 @@ swap_in "$PNEW" "$PTQ"
 echo "$KEY" > "$STAMP"
 echo "$KEY" > "$PTQ_STAMP"
 echo "prepare_fixtures: test data in $TD and $PTQ ($(( $(date +%s) - start )) s)"
+qdq_fixtures

@@ -101,9 +101,10 @@ public struct QATConverter: Sendable {
         for n in g.nodes where !OpTraits.of(n, constants: { $0.flatMap { g.initializers[$0] } }).isDisjoint(with: quantizable) {
             let dequantizedInput = n.inputs.contains { v in producers[v].map { g.nodes[$0].opType == "DequantizeLinear" } ?? false }
             let quantizedOutput = n.outputs.contains { v in (consumers[v] ?? []).contains { g.nodes[$0].opType == "QuantizeLinear" } }
-            guard dequantizedInput || quantizedOutput else { continue }
             let label = n.label
-            if fusion.applied.contains(where: { $0.hasPrefix(label + " ->") || $0.hasPrefix(label + " runs on") }) {
+            let int8 = (fusion.applied + normalization.applied).contains { $0.hasPrefix(label + " ->") || $0.hasPrefix(label + " runs on") }
+            guard dequantizedInput || quantizedOutput || int8 else { continue }
+            if int8 {
                 out.append(NodeDecision(node: label, opType: n.opType, precision: .int8))
                 continue
             }

@@ -291,6 +291,45 @@ final class QATConverterTests: XCTestCase {
         try check(tiny, ["x": x], want: want(sw), step: Double(p.sy), anchors: ["conv"], "1e-34 weight scale", int8Everywhere: true)
     }
 
+    /// onnxruntime's `Concat(DQ(a), DQ(b)) -> Conv` with no QuantizeLinear after the Concat,
+    /// and NNCF's `DQ(x) -> Reshape -> Transpose -> MatMul`: the data movement runs on the int8
+    /// values and the Conv/MatMul on INT8, equal to the integer reference.
+    func testDequantizedActivationsThroughDataMovementReachInt8() throws {
+        let p = Params(sx: 0.05, zx: 0, xType: .s8, sy: 0.1, zy: 0, yType: .s8)
+        let (n, c, h, w, oc) = (1, 3, 5, 5, 4)
+        let wShape = [oc, 2 * c, 3, 3]
+        let wq = Self.fullRangeWeights(wShape.reduce(1, *), seed: 121, bits: 7)
+        let (x, xq) = Self.gridInput([n, c, h, w], p, seed: 122)
+        let concat = Self.qdqGraph(
+            p, xShape: [n, c, h, w], yShape: [n, oc, h, w],
+            core: [
+                K.dq("dqx2", "xq", "sx", "zx", "xd2"),
+                Node(name: "cat", opType: "Concat", inputs: ["xd", "xd2"], outputs: ["cat_out"], attributes: ["axis": .int(1)]),
+                K.dq("dqw", "wq", "sw", "", "wd"), K.conv("conv", "cat_out", "wd", nil, "c"),
+            ], coreOutput: "c", initializers: ["wq": K.s8(wShape, wq), "sw": K.scalar(0.01)])
+        let geometry = Conv2DGeometry(kernel: (3, 3), padBegin: (1, 1), padEnd: (1, 1))
+        let acc = Self.accumulators(xq + xq, [n, 2 * c, h, w], wq, wShape, geometry, zx: p.zx)
+        let zero = [Double](repeating: 0, count: oc)
+        let want = Self.expected(
+            acc, channelOf: { ($0 / (h * w)) % oc }, realScale: [Double](repeating: Double(p.sx) * 0.01, count: oc), bias: zero, p,
+            quantized: true)
+        try check(concat, ["x": x], want: want, step: Double(p.sy), anchors: ["conv"], "DQ -> Concat -> Conv", int8Everywhere: true)
+        // [1, 3, 5, 5] -> Reshape [3, 25] -> Transpose [25, 3] -> MatMul [3, 4]
+        let mw = Self.fullRangeWeights(c * oc, seed: 123, bits: 7)
+        let matmul = Self.qdqGraph(
+            p, xShape: [n, c, h, w], yShape: [h * w, oc],
+            core: [
+                Node(name: "r", opType: "Reshape", inputs: ["xd", "shape"], outputs: ["xr"]),
+                Node(name: "t", opType: "Transpose", inputs: ["xr"], outputs: ["xt"], attributes: ["perm": .ints([1, 0])]),
+                K.dq("dqw", "mw", "sw", "", "wd"), Node(name: "mm", opType: "MatMul", inputs: ["xt", "wd"], outputs: ["c"]),
+            ], coreOutput: "c", initializers: ["mw": K.s8([c, oc], mw), "sw": K.scalar(0.02), "shape": K.i64([c, h * w])])
+        var macc = [Double](repeating: 0, count: h * w * oc)
+        for i in 0..<(h * w) { for j in 0..<oc { for k in 0..<c { macc[i * oc + j] += Double(xq[k * h * w + i] * mw[k * oc + j]) } } }
+        let mwant = Self.expected(
+            macc, channelOf: { $0 % oc }, realScale: [Double](repeating: Double(p.sx) * 0.02, count: oc), bias: zero, p, quantized: true)
+        try check(matmul, ["x": x], want: mwant, step: Double(p.sy), anchors: ["mm"], "DQ -> Reshape -> Transpose -> MatMul", int8Everywhere: true)
+    }
+
     /// Forms that must stay FP32, with the reason in the converter's decisions, and still
     /// compute what the QDQ graph computes (the engine with QDQ fusion off): weights whose
     /// zero point pushes them outside s8, FP32 weights off the 8-bit grid, and a reshape that
@@ -558,7 +597,7 @@ final class QATConverterTests: XCTestCase {
                 Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["r"]),
                 K.q("qr", "r", "sy", "zy", "rq"), K.dq("dqr", "rq", "sy", "zy", "rd"),
                 Node(
-                    name: "pool", opType: "MaxPool", inputs: ["rd"], outputs: ["mp"],
+                    name: "pool", opType: "AveragePool", inputs: ["rd"], outputs: ["mp"],
                     attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]),
                 Node(name: "soft", opType: "Softmax", inputs: ["mp"], outputs: ["sm"], attributes: ["axis": .int(1)]),
             ], coreOutput: "sm",
@@ -566,8 +605,8 @@ final class QATConverterTests: XCTestCase {
         let conversion = try QATConverter().convert(Model(graph: g, opsetVersion: 13))
         let byNode = Dictionary(conversion.nodes.map { ($0.node, $0) }, uniquingKeysWith: { a, _ in a })
         XCTAssertEqual(byNode["Conv 'conv'"]?.precision, .int8, "\(conversion.nodes)")
-        XCTAssertEqual(byNode["MaxPool 'pool'"]?.precision, .fp32, "\(conversion.nodes)")
-        XCTAssertEqual(byNode["MaxPool 'pool'"]?.reason, "its output is not quantized")
+        XCTAssertEqual(byNode["AveragePool 'pool'"]?.precision, .fp32, "\(conversion.nodes)")
+        XCTAssertEqual(byNode["AveragePool 'pool'"]?.reason, "its output is not quantized")
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("qat-\(UUID().uuidString).onnx")
         defer { try? FileManager.default.removeItem(at: url) }
         try conversion.model.write(to: url)

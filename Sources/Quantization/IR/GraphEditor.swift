@@ -8,6 +8,7 @@ struct GraphEditor {
     private var replaced: [Int: Node] = [:]
     private var removed: Set<Int> = []
     private var insertedBefore: [Int: [Node]] = [:]
+    private var insertedAfter: [Int: [Node]] = [:]
 
     init(_ graph: Graph) {
         self.graph = graph
@@ -61,6 +62,8 @@ struct GraphEditor {
     mutating func remove(_ i: Int) { removed.insert(i) }
     /// Adds `node` right before node `i` (which it may feed) when the batch is applied.
     mutating func insert(_ node: Node, before i: Int) { insertedBefore[i, default: []].append(node) }
+    /// Adds `node` right after node `i` (which may feed it) when the batch is applied.
+    mutating func insert(_ node: Node, after i: Int) { insertedAfter[i, default: []].append(node) }
     mutating func addInitializer(_ name: String, _ t: Tensor) { graph.initializers[name] = t }
 
     /// A fresh initializer name based on `base`.
@@ -75,7 +78,7 @@ struct GraphEditor {
     func finish() -> Graph {
         var g = graph
         g.nodes = graph.nodes.indices.flatMap { i in
-            (insertedBefore[i] ?? []) + (removed.contains(i) ? [] : [replaced[i] ?? graph.nodes[i]])
+            (insertedBefore[i] ?? []) + (removed.contains(i) ? [] : [replaced[i] ?? graph.nodes[i]]) + (insertedAfter[i] ?? [])
         }
         let used = Set(g.nodes.flatMap(\.inputs)).union(g.outputs.map(\.name))
         g.initializers = g.initializers.filter { used.contains($0.key) }

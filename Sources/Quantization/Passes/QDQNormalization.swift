@@ -14,7 +14,10 @@
 ///    -128...127 (onnxruntime's u8 weights with zero point 128 do); otherwise the node stays
 ///    FP32 (the INT8 kernels take no weight zero points, oneDNN 2.6 `set_zero_points` rejects
 ///    weights for convolution).
-/// 3. **Activation-only fake quantization.** A Conv/MatMul/Gemm whose source is dequantized
+/// 3. **Dequantized activations through data movement** (``sinkDequantizers(_:_:)``): a
+///    Concat/Reshape/Transpose/MaxPool... of dequantized int8 tensors whose output is not
+///    quantized again runs on the int8 values, dequantized after it.
+/// 4. **Activation-only fake quantization.** A Conv/MatMul/Gemm whose source is dequantized
 ///    but whose weights are an FP32 constant gets s8 weights per output channel when they lie
 ///    on an 8-bit grid (`w = s[oc] * k`, integer `|k| <= 127`, `s[oc] = max|w[oc]| / 127`),
 ///    as QAT exporters that store fake-quantized weights as floats write them; such weights
@@ -47,6 +50,9 @@ struct QDQNormalization: GraphPass {
             guard moved else { break }
             graph = e.finish()
         }
+        for _ in 0..<8 {
+            guard sinkDequantizers(&graph, &report) else { break }
+        }
         var e = GraphEditor(graph)
         for (i, n) in e.nodes.enumerated() where OpTraits.of(n, constants: e.constant).contains(.unitAnchor) && n.inputs.count >= 2 {
             guard QDQFusion.dequantized(n.inputs[0], e) != nil else { continue }
@@ -58,6 +64,53 @@ struct QDQNormalization: GraphPass {
         }
         graph = e.finish()
         return report
+    }
+
+    /// Dequantized activations through data movement: `op(DQ(a), DQ(b))` for an op that passes
+    /// int8 through with its input's parameters (`OpTraits.scaleInvariant`: Concat, Reshape,
+    /// Transpose, MaxPool, nearest Resize, constant Slice/Split/Gather...), every data input
+    /// dequantized with the same per-tensor parameters, and an output no QuantizeLinear of
+    /// those parameters reads: the op runs on the int8 values and a DequantizeLinear follows
+    /// each output (`DQ(op(a, b))`, the same values), so a Conv/MatMul after it reads a
+    /// dequantized int8 tensor (onnxruntime leaves no Q after such a Concat; NNCF none after a
+    /// Reshape/Transpose before a MatMul). Returns whether anything moved.
+    private func sinkDequantizers(_ graph: inout Graph, _ r: inout PassReport) -> Bool {
+        var e = GraphEditor(graph)
+        var moved = false
+        for (i, n) in e.nodes.enumerated() where !e.touched(i) && !n.outputs.isEmpty && !n.inputs.isEmpty {
+            let traits = OpTraits.of(n, constants: e.constant)
+            guard traits.contains(.int8PassThrough), traits.contains(.scaleInvariant), n.outputs.count == 1 || n.opType == "Split" else {
+                continue
+            }
+            let dataInputs = n.opType == "Concat" ? Array(n.inputs.indices) : [0]
+            var p: QuantParams? = nil
+            var dqNode: Node? = nil
+            var inputs = n.inputs
+            var ok = true
+            for k in dataInputs where !n.inputs[k].isEmpty {
+                guard let d = QDQFusion.dequantized(n.inputs[k], e), p == nil || p == d.p else { ok = false; break }
+                p = d.p
+                dqNode = e.nodes[d.node]
+                inputs[k] = d.q
+            }
+            guard ok, let p, let dqNode, n.outputs.allSatisfy({ !$0.isEmpty }) else { continue }
+            if n.outputs.allSatisfy({ QDQFusion.quantizedBy($0, e)?.p == p }) { continue }  // QDQ fusion's own pattern
+            var rewired = n
+            rewired.inputs = inputs
+            rewired.outputs = n.outputs.map { e.freshName($0 + ".q") }
+            e.replace(i, with: rewired)
+            for (k, o) in n.outputs.enumerated() {
+                var dq = dqNode
+                dq.name = n.name + "/dequantize" + (k == 0 ? "" : "_\(k)")
+                dq.inputs[0] = rewired.outputs[k]
+                dq.outputs = [o]
+                e.insert(dq, after: i)
+            }
+            r.applied.append("\(n.label) runs on the \(p.type) values, dequantized after it")
+            moved = true
+        }
+        if moved { graph = e.finish() }
+        return moved
     }
 
     /// NNCF's weight form `QuantizeLinear(W f32 constant) -> DequantizeLinear`: the QuantizeLinear
