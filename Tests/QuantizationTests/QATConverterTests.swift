@@ -534,6 +534,64 @@ final class QATConverterTests: XCTestCase {
         }
     }
 
+    /// onnxruntime's QDQ around each element-wise op (`Q(Mul(DQ(x), 1/6))`, `Q(Add(DQ, 0.5))`,
+    /// `Q(Clip(DQ))`, `Q(Sigmoid(DQ))`) with zero points: each runs as an int8 lookup table,
+    /// equal to quantizing the float64 function step by step.
+    func testElementwiseOpsBetweenQDQRunAsLookupTables() throws {
+        let p = Params(sx: 0.05, zx: 100)
+        let steps: [(op: String, constant: Float?, s: Float, z: Int)] = [
+            ("Mul", 1 / 6, 0.01, 90), ("Add", 0.5, 0.008, 3), ("Clip", nil, 0.004, 0), ("Sigmoid", nil, 0.003, 2),
+        ]
+        var nodes = [K.q("qx", "x", "sx", "zx", "xq"), K.dq("dqx", "xq", "sx", "zx", "v0")]
+        var inits: [String: Tensor] = ["sx": K.scalar(p.sx), "zx": K.u8([], [p.zx]), "lo": K.scalar(0), "hi": K.scalar(1)]
+        for (k, st) in steps.enumerated() {
+            var inputs = ["v\(k)"]
+            if let c = st.constant {
+                inits["c\(k)"] = K.scalar(c)
+                inputs.append("c\(k)")
+            }
+            if st.op == "Clip" { inputs += ["lo", "hi"] }
+            inits["s\(k)"] = K.scalar(st.s)
+            inits["z\(k)"] = K.u8([], [st.z])
+            nodes += [
+                Node(name: "op\(k)", opType: st.op, inputs: inputs, outputs: ["f\(k)"]),
+                K.q("q\(k)", "f\(k)", "s\(k)", "z\(k)", "q\(k)_out"),
+                K.dq("dq\(k)", "q\(k)_out", "s\(k)", "z\(k)", k == steps.count - 1 ? "y" : "v\(k + 1)"),
+            ]
+        }
+        let g = Graph(name: "lookup", nodes: nodes, inputs: [K.f32("x", [2, 3, 7, 5])], outputs: [K.f32("y", [2, 3, 7, 5])], initializers: inits)
+        let (x, xq) = Self.gridInput([2, 3, 7, 5], p, seed: 131)
+        let want = xq.map { q -> Double in
+            var v = Double(p.sx) * Double(q - p.zx)
+            for st in steps {
+                switch st.op {
+                case "Mul": v *= Double(Float(1) / 6)
+                case "Add": v += 0.5
+                case "Clip": v = min(max(v, 0), 1)
+                default: v = 1 / (1 + exp(-v))
+                }
+                let k = Reference.quantize(v, scale: 1 / Double(st.s), zeroPoint: st.z, range: 0...255)
+                v = Double(st.s) * Double(k - st.z)
+            }
+            return v
+        }
+        let session = try K.session(g, optimize: true)
+        let got = try session.run(["x": x])["y"]!.floatValues().map(Double.init)
+        let off = zip(got, want).map { abs($0 - $1) / Double(steps.last!.s) }
+        // Each table entry is the op's f32 result quantized: a value within f32 rounding of a
+        // quantization boundary may land one step away from the float64 chain.
+        XCTAssertLessThanOrEqual(off.max() ?? 0, 1.001)
+        XCTAssertGreaterThanOrEqual(Double(off.filter { $0 < 1e-3 }.count) / Double(off.count), 0.97)
+        let report = try session.nodeReport(for: ["x": x])
+        for k in steps.indices {
+            XCTAssertTrue(
+                report.contains { $0.node.contains("'op\(k)'") && $0.precision == .int8 && $0.detail.contains("lookup") },
+                "op\(k): \(report.map(\.detail))")
+        }
+        XCTAssertEqual(
+            report.filter { $0.node.hasPrefix("DequantizeLinear") || $0.node.hasPrefix("QuantizeLinear") }.count, 2, "\(report.map(\.node))")
+    }
+
     // MARK: invalid files
 
     /// Invalid Q/DQ parameters are refused at session creation and by the converter, naming

@@ -135,10 +135,10 @@ final class SSDTests: XCTestCase {
         // PriorBox and a reorder quantized it for the other readers).
         let quantizes = steps.filter { $0.node.hasPrefix("QuantizeLinear") }.map(\.node)
         XCTAssertEqual(quantizes.count, 1, "\(quantizes)")
-        // Dequantize steps: one per head output (12: the heads' s8 outputs, transposed in s8, are
-        // concatenated in FP32), none for a feature map.
+        // Dequantize steps: one per output (2: the heads' s8 outputs, transposed in s8, are
+        // concatenated in s8, as they share one scale, then dequantized), none for a feature map.
         let dequantizes = steps.filter { $0.node.hasPrefix("DequantizeLinear") }.map(\.node)
-        XCTAssertEqual(dequantizes.count, 12, "\(dequantizes)")
+        XCTAssertEqual(dequantizes.count, 2, "\(dequantizes)")
         for m in e.featureMaps { XCTAssertFalse(dequantizes.contains { $0.contains(m) }, "\(m) is dequantized: \(dequantizes)") }
 
         let out = try session.run(feeds)

@@ -20,6 +20,34 @@ enum Int8Kernels {
         r["QAdd"] = { n, l in try qbinary(n, l, .add) }
         r["QMul"] = { n, l in try qbinary(n, l, .mul) }
         r["QSub"] = { n, l in try qbinary(n, l, .sub) }
+        r["QLookup"] = qlookup
+    }
+
+    /// `y_q = table[x_q]` element by element (`dnnl.QLookup`, written by QDQ fusion for an
+    /// element-wise op between a DQ and a Q): the table's 256 entries are indexed by the raw
+    /// byte of the int8 value. The result keeps the source's layout (any, blocked included).
+    static func qlookup(_ node: Node, _ l: Lowering) throws {
+        let q = try operands(node, l)
+        guard let yq = q.dst, let table = l.constant(node.input(1)), table.count == 256 else {
+            throw l.fail(.unsupportedAttribute, "QLookup needs a 256-entry table and the result's parameters")
+        }
+        let src = try l.slot(node.inputs[0])
+        guard l.descriptor(src).dataType == q.src.dataType else {
+            throw l.fail(.runtime, "input '\(node.inputs[0])' is \(l.descriptor(src).dataType), expected \(q.src.type)")
+        }
+        let md = try l.wrap { () throws(DNNLError) in try l.descriptor(src).with(dataType: yq.dataType) }
+        let dst = l.newSlot(node.outputs[0], shape: l.slots[src].shape, md)
+        let entries = table.scalars(as: UInt8.self)
+        l.emitCustom("\(l.where_()) int8 lookup", slots: [src, dst]) { m in
+            let count = min(m[0].byteCount, m[1].byteCount)
+            let x = m[0].dataPointer.assumingMemoryBound(to: UInt8.self)
+            let y = m[1].dataPointer.assumingMemoryBound(to: UInt8.self)
+            entries.withUnsafeBufferPointer { t in
+                for i in 0..<count { y[i] = t[Int(x[i])] }
+            }
+        }
+        l.note("Swift lookup table \(q.src.type)->\(yq.type)", .int8)
+        l.define(node.outputs[0], .slot(dst))
     }
 
     /// Test hook: op types (`"QConv"`, ...) whose INT8 primitive descriptor creation answers

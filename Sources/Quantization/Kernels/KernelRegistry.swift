@@ -40,7 +40,7 @@ enum KernelRegistry {
     static let minimumInputs: [String: Int] = [
         "Add": 2, "Sub": 2, "Max": 1, "Min": 1, "Mul": 2, "Div": 2, "Pow": 2, "MatMul": 2, "Gemm": 2, "Conv": 2, "ConvTranspose": 2,
         "FusedConv": 2, "FusedConvTranspose": 2, "FusedMatMul": 2, "FusedGemm": 2, "QConv": 2, "QMatMul": 2,
-        "QAdd": 2, "QMul": 2, "QSub": 2, "LSTM": 3, "GRU": 3, "BatchNormalization": 5, "QuantizeLinear": 2,
+        "QAdd": 2, "QMul": 2, "QSub": 2, "QLookup": 2, "LSTM": 3, "GRU": 3, "BatchNormalization": 5, "QuantizeLinear": 2,
         "DequantizeLinear": 2, "Tile": 2, "Expand": 2, "Gather": 2, "Where": 3, "Range": 3, "Equal": 2,
         "Less": 2, "Greater": 2, "LessOrEqual": 2, "GreaterOrEqual": 2, "And": 2, "Or": 2, "Mod": 2,
         "GatherElements": 2, "GatherND": 2, "ScatterElements": 3, "Scatter": 3, "ScatterND": 3, "OneHot": 3, "CumSum": 2,

@@ -21,7 +21,10 @@ struct QDQFusion: GraphPass {
         // caller's graph may still have one) is left alone rather than indexed.
         for (i, node) in e.nodes.enumerated() where !e.touched(i) && !node.inputs.isEmpty && !node.inputs[0].isEmpty && !node.outputs.isEmpty {
             let traits = OpTraits.of(node, constants: e.constant)
-            if traits.contains(.unitAnchor) {
+            let runTimeInputs = node.inputs.filter { !$0.isEmpty && e.constant($0) == nil }.count
+            if Self.lookupOps.contains(node.opType) && runTimeInputs == 1 && node.domain.isEmpty {
+                fuseLookup(i, &e, &report)
+            } else if traits.contains(.unitAnchor) {
                 fuseAnchor(i, &e, &report, kind: node.opType == "Conv" ? "QConv" : "QMatMul")
             } else if traits.contains(.int8Binary) {
                 fuseBinary(i, &e, &report)
@@ -275,6 +278,50 @@ struct QDQFusion: GraphPass {
                 name: n.name, fusedOp: "Q" + n.opType, inputs: [a.q, b.q], outputs: [output],
                 fused: FusedNode(int8: operands)))
         r.applied.append("\(n.label) -> Q\(n.opType)")
+    }
+
+    /// Element-wise functions of one tensor (other operands scalar constants) that run as a
+    /// 256-entry lookup table between a DQ and a Q.
+    static let lookupOps: Set<String> = [
+        "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid", "Tanh", "Exp", "Erf", "Neg", "Abs", "Sqrt", "Softplus",
+        "Elu", "Selu", "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min",
+    ]
+
+    /// `Q(f(DQ(x_q)))` for an element-wise `f` of one int8 tensor (onnxruntime's QDQ files wrap
+    /// each op of a decomposed HardSwish so) becomes `dnnl.QLookup(x_q, table)`: the table holds
+    /// `sat(round(f(sx (k - zx)) / sy) + zy)` for each of the 256 values `k`, computed in Double
+    /// by the op's evaluator: the QDQ graph's value, in one pass over int8 memory instead of a
+    /// dequantize, an FP32 op and a quantize (onnxruntime's QLinearLookup does the same).
+    private func fuseLookup(_ i: Int, _ e: inout GraphEditor, _ r: inout PassReport) {
+        let n = e.nodes[i]
+        guard n.outputs.count == 1, !n.outputs[0].isEmpty, let evaluate = ConstantEvaluation.evaluators[n.opType] else { return }
+        let runTime = n.inputs.indices.filter { !n.inputs[$0].isEmpty && e.constant(n.inputs[$0]) == nil }
+        guard runTime.count == 1, let x = Self.dequantized(n.inputs[runTime[0]], e),
+            n.inputs.indices.allSatisfy({ $0 == runTime[0] || n.inputs[$0].isEmpty || (e.constant(n.inputs[$0])?.count ?? 2) == 1 }),
+            let (qs, yp) = Self.quantizedBy(n.outputs[0], e)
+        else { return }
+        let codes = Array(x.p.range)
+        let real = Tensor(shape: [256], values: codes.map { Double(x.p.scale) * Double($0 - x.p.zeroPoint) }, elementType: .f32)
+        var inputs: [Tensor?] = n.inputs.map { e.constant($0) }
+        inputs[runTime[0]] = real
+        guard let y = (try? evaluate(n, inputs, 13))?.first, y.count == 256 else { return }
+        // Indexed by the raw byte of the int8 value (an s8 value v is byte v & 0xFF).
+        var table = [UInt8](repeating: 0, count: 256)
+        for (k, v) in y.doubleValues().enumerated() {
+            let q = v.isNaN ? yp.zeroPoint : Int(min(max((v / Double(yp.scale)).rounded(.toNearestOrEven) + Double(yp.zeroPoint), -1e6), 1e6))
+            let saturated = min(max(q, yp.range.lowerBound), yp.range.upperBound)
+            table[Int(UInt8(truncatingIfNeeded: codes[k]))] = UInt8(truncatingIfNeeded: saturated)
+        }
+        var output = n.outputs[0]
+        Self.absorbOutputQuantizers(qs, into: &output, &e)
+        let tableName = e.freshName(n.name + ".table")
+        e.addInitializer(tableName, Tensor(shape: [256], scalars: table))
+        e.replace(
+            i,
+            with: Node(
+                name: n.name, fusedOp: "QLookup", inputs: [x.q, tableName], outputs: [output], fused: FusedNode(int8: Int8Operands(src: x.p, dst: yp))
+            ))
+        r.applied.append("\(n.label) -> QLookup \(x.p.type) -> \(yp.type) (256-entry table)")
     }
 
     private func fusePassThrough(_ i: Int, _ e: inout GraphEditor, _ r: inout PassReport) {
