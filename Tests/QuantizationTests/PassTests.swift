@@ -1124,19 +1124,33 @@ final class QDQFusionTests: XCTestCase {
         }
     }
 
-    func testQAddWithZeroPointsStaysFP32() throws {
-        var g = Graph(
-            name: "qaddzp",
-            nodes: [
-                K.dq("dqa", "a_q", "s", "za", "a"), K.dq("dqb", "b_q", "s", "zb", "b"),
-                Node(name: "op", opType: "Add", inputs: ["a", "b"], outputs: ["t"]),
-                K.q("q", "t", "s", "zb", "y_q"),
-            ], inputs: [K.value("a_q", .u8, [4]), K.value("b_q", .u8, [4])], outputs: [K.value("y_q", .u8, [4])],
-            initializers: ["s": K.scalar(0.1), "za": K.u8([], [0]), "zb": K.u8([], [128])])
-        let nodes = g.nodes
-        let report = try QDQFusion().apply(&g)
-        XCTAssertEqual(g.nodes, nodes)
-        XCTAssertEqual(report.skipped, ["Add 'op': zero points (oneDNN binary has none): stays FP32"])
+    /// Add with zero points is an INT8 binary (the zero points folded into an eltwise linear
+    /// post-op); Mul with zero points, whose cross terms oneDNN's binary cannot add, is a
+    /// two-source lookup table. Both equal the integer reference.
+    func testBinaryOpsWithZeroPointsRunInt8() throws {
+        for (op, fused) in [("Add", "QAdd"), ("Mul", "QLookup")] {
+            var g = Graph(
+                name: "qbinzp",
+                nodes: [
+                    K.dq("dqa", "a_q", "s", "za", "a"), K.dq("dqb", "b_q", "s", "zb", "b"),
+                    Node(name: "op", opType: op, inputs: ["a", "b"], outputs: ["t"]),
+                    K.q("q", "t", "sy", "zb", "y_q"),
+                ], inputs: [K.value("a_q", .u8, [4]), K.value("b_q", .u8, [4])], outputs: [K.value("y_q", .u8, [4])],
+                initializers: ["s": K.scalar(0.1), "sy": K.scalar(op == "Add" ? 0.1 : 1.3), "za": K.u8([], [3]), "zb": K.u8([], [128])])
+            let reference = g
+            let report = try QDQFusion().apply(&g)
+            XCTAssertEqual(K.opTypes(g), [fused], "\(op): \(report.applied) \(report.skipped)")
+            let a = [0, 3, 100, 255], b = [128, 0, 200, 255]
+            let out = try K.run(g, ["a_q": K.u8([4], a), "b_q": K.u8([4], b)])["y_q"]!.intValues()
+            let want = try K.run(reference, ["a_q": K.u8([4], a), "b_q": K.u8([4], b)])["y_q"]!.intValues()
+            let exact = (0..<4).map { k -> Int in
+                let ra = 0.1 * Double(a[k] - 3), rb = 0.1 * Double(b[k] - 128)
+                let v = op == "Add" ? (ra + rb) / 0.1 : ra * rb / Double(Float(1.3))
+                return min(max(Int(v.rounded(.toNearestOrEven)) + 128, 0), 255)
+            }
+            XCTAssertEqual(out, exact, op)
+            XCTAssertEqual(want, exact, "\(op): the QDQ graph itself")
+        }
     }
 
     /// MaxPool, Reshape and Concat between DQ and Q of the same parameters run on the u8

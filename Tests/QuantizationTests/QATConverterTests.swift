@@ -592,6 +592,70 @@ final class QATConverterTests: XCTestCase {
             report.filter { $0.node.hasPrefix("DequantizeLinear") || $0.node.hasPrefix("QuantizeLinear") }.count, 2, "\(report.map(\.node))")
     }
 
+    /// onnxruntime's QDQ BatchNorm-as-affine and HardSwish: per-channel `Mul`/`Add` by
+    /// `[1, C, 1, 1]` constants, then `Mul(v, HardSigmoid(v))` of two zero-pointed u8 tensors
+    /// (and a broadcast `Mul` by a `[1, C, 1, 1]` int8 tensor): per-channel and two-source
+    /// lookup tables, equal to quantizing the float64 chain step by step.
+    func testPerChannelAndTwoSourceLookupTables() throws {
+        let p = Params(sx: 0.05, zx: 100)
+        let (n, c, h, w) = (2, 3, 4, 5)
+        let scale: [Float] = [0.5, -1.25, 2.0], shift: [Float] = [0.1, 0.35, -0.2]
+        let qp: [(s: Float, z: Int)] = [(0.031, 120), (0.029, 111), (0.0041, 0), (0.013, 37), (0.017, 60)]
+        var inits: [String: Tensor] = [
+            "sx": K.scalar(p.sx), "zx": K.u8([], [p.zx]), "scale": K.floats([1, c, 1, 1], scale), "shift": K.floats([1, c, 1, 1], shift),
+        ]
+        for (k, q) in qp.enumerated() {
+            inits["s\(k)"] = K.scalar(q.s)
+            inits["z\(k)"] = K.u8([], [q.z])
+        }
+        let g = Graph(
+            name: "bn-hardswish",
+            nodes: [
+                K.q("qx", "x", "sx", "zx", "xq"), K.dq("dqx", "xq", "sx", "zx", "xd"),
+                Node(name: "bn_mul", opType: "Mul", inputs: ["xd", "scale"], outputs: ["m"]),
+                K.q("q0", "m", "s0", "z0", "mq"), K.dq("dq0", "mq", "s0", "z0", "md"),
+                Node(name: "bn_add", opType: "Add", inputs: ["md", "shift"], outputs: ["a"]),
+                K.q("q1", "a", "s1", "z1", "aq"), K.dq("dq1", "aq", "s1", "z1", "v"),
+                Node(name: "hs", opType: "HardSigmoid", inputs: ["v"], outputs: ["hsv"], attributes: ["alpha": .float(1 / 6), "beta": .float(0.5)]),
+                K.q("q2", "hsv", "s2", "z2", "hq"), K.dq("dq2", "hq", "s2", "z2", "hd"),
+                Node(name: "swish", opType: "Mul", inputs: ["v", "hd"], outputs: ["sw"]),
+                K.q("q3", "sw", "s3", "z3", "swq"), K.dq("dq3", "swq", "s3", "z3", "y"),
+                K.q("qg", "g", "s2", "z2", "gq0"), K.dq("dqg", "gq0", "s2", "z2", "gd"),
+                Node(name: "gate", opType: "Mul", inputs: ["v", "gd"], outputs: ["gm"]),
+                K.q("q4", "gm", "s4", "z4", "gq"), K.dq("dq4", "gq", "s4", "z4", "y2"),
+            ],
+            inputs: [K.f32("x", [n, c, h, w]), K.f32("g", [1, c, 1, 1])], outputs: [K.f32("y", [n, c, h, w]), K.f32("y2", [n, c, h, w])],
+            initializers: inits)
+        let (x, xq) = Self.gridInput([n, c, h, w], p, seed: 141)
+        let gate = K.floats([1, c, 1, 1], [0.2, 0.75, 0.9])
+        func q(_ v: Double, _ k: Int) -> Double {
+            let s = Double(qp[k].s), z = qp[k].z
+            return s * Double(Reference.quantize(v, scale: 1 / s, zeroPoint: z, range: 0...255) - z)
+        }
+        var want: [Double] = [], want2: [Double] = []
+        for (i, code) in xq.enumerated() {
+            let ch = (i / (h * w)) % c
+            let v = q(q(Double(p.sx) * Double(code - p.zx) * Double(scale[ch]), 0) + Double(shift[ch]), 1)
+            let hsv = q(min(max(v * Double(Float(1) / 6) + 0.5, 0), 1), 2)
+            want.append(q(v * hsv, 3))
+            want2.append(q(v * q(Double(gate.floatValues()[ch]), 2), 4))
+        }
+        let session = try K.session(g, optimize: true)
+        let out = try session.run(["x": x, "g": gate])
+        for (name, wanted, k) in [("y", want, 3), ("y2", want2, 4)] {
+            let got = out[name]!.floatValues().map(Double.init)
+            let off = zip(got, wanted).map { abs($0 - $1) / Double(qp[k].s) }
+            XCTAssertLessThanOrEqual(off.max() ?? 0, 1.001, name)
+            XCTAssertGreaterThanOrEqual(Double(off.filter { $0 < 1e-3 }.count) / Double(off.count), 0.97, name)
+        }
+        let report = try session.nodeReport(for: ["x": x, "g": gate])
+        for op in ["bn_mul", "bn_add", "hs", "swish", "gate"] {
+            XCTAssertTrue(
+                report.contains { $0.node.contains("'\(op)'") && $0.precision == .int8 && $0.detail.contains("lookup") },
+                "\(op): \(report.map(\.detail))")
+        }
+    }
+
     // MARK: invalid files
 
     /// Invalid Q/DQ parameters are refused at session creation and by the converter, naming

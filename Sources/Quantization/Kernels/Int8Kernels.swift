@@ -23,30 +23,92 @@ enum Int8Kernels {
         r["QLookup"] = qlookup
     }
 
-    /// `y_q = table[x_q]` element by element (`dnnl.QLookup`, written by QDQ fusion for an
-    /// element-wise op between a DQ and a Q): the table's 256 entries are indexed by the raw
-    /// byte of the int8 value. The result keeps the source's layout (any, blocked included).
+    /// `dnnl.QLookup` (written by QDQ fusion for element-wise ops between DQs and a Q):
+    /// - one source, table `[1, 256]`: `y = table[x]`, in the source's layout;
+    /// - one source, table `[C, 256]` (per-channel constants of rank `constant_rank`, whose
+    ///   axis 1 is the source's axis `rank - constant_rank + 1`): `y = table[c][x]`, on a
+    ///   channels-last copy when that axis is 1 (rank >= 3), else on a plain one;
+    /// - two sources, table `[256, 256]`: `y = table[a][b]`, `b` broadcast to `a`'s shape.
+    /// Entries are indexed by the raw byte of the int8 values.
     static func qlookup(_ node: Node, _ l: Lowering) throws {
         let q = try operands(node, l)
-        guard let yq = q.dst, let table = l.constant(node.input(1)), table.count == 256 else {
-            throw l.fail(.unsupportedAttribute, "QLookup needs a 256-entry table and the result's parameters")
+        let binary = node.inputs.count == 3
+        guard let yq = q.dst, let table = l.constant(node.inputs.last), table.count % 256 == 0 else {
+            throw l.fail(.unsupportedAttribute, "QLookup needs a table of 256-entry rows and the result's parameters")
         }
-        let src = try l.slot(node.inputs[0])
-        guard l.descriptor(src).dataType == q.src.dataType else {
-            throw l.fail(.runtime, "input '\(node.inputs[0])' is \(l.descriptor(src).dataType), expected \(q.src.type)")
+        var a = try l.slot(node.inputs[0])
+        guard l.descriptor(a).dataType == q.src.dataType else {
+            throw l.fail(.runtime, "input '\(node.inputs[0])' is \(l.descriptor(a).dataType), expected \(q.src.type)")
         }
-        let md = try l.wrap { () throws(DNNLError) in try l.descriptor(src).with(dataType: yq.dataType) }
-        let dst = l.newSlot(node.outputs[0], shape: l.slots[src].shape, md)
+        let shape = l.slots[a].shape
         let entries = table.scalars(as: UInt8.self)
-        l.emitCustom("\(l.where_()) int8 lookup", slots: [src, dst]) { m in
+        let channels = binary ? 1 : table.count / 256
+        if binary {
+            var b = try l.slot(node.inputs[1])
+            let bShape = l.slots[b].shape
+            guard Broadcast.shape(shape, bShape) == shape else {
+                throw l.fail(.shapeMismatch, "QLookup of \(shape) and \(bShape): the second operand must broadcast to the first")
+            }
+            if bShape == shape {
+                b = try l.converted(b, to: l.descriptor(a))
+                let md = try l.wrap { () throws(DNNLError) in try l.descriptor(a).with(dataType: yq.dataType) }
+                let dst = l.newSlot(node.outputs[0], shape: shape, md)
+                l.emitCustom("\(l.where_()) int8 lookup (2 sources)", slots: [a, b, dst]) { m in
+                    let count = min(m[0].byteCount, m[1].byteCount, m[2].byteCount)
+                    let x = m[0].dataPointer.assumingMemoryBound(to: UInt8.self), z = m[1].dataPointer.assumingMemoryBound(to: UInt8.self)
+                    let y = m[2].dataPointer.assumingMemoryBound(to: UInt8.self)
+                    entries.withUnsafeBufferPointer { t in
+                        for i in 0..<count { y[i] = t[Int(x[i]) << 8 | Int(z[i])] }
+                    }
+                }
+                l.note("Swift lookup table \(q.src.type),\(q.src1?.type.rawValue ?? "?")->\(yq.type)", .int8)
+                l.define(node.outputs[0], .slot(dst))
+                return
+            }
+            a = try l.plain(a)
+            b = try l.plain(b)
+            let dst = l.newSlot(node.outputs[0], shape: shape, try l.descriptor(dims: shape, yq.dataType))
+            let index = Broadcast.indices(of: Broadcast.padded(bShape, to: shape.count), in: shape)
+            l.emitCustom("\(l.where_()) int8 lookup (2 sources, broadcast)", slots: [a, b, dst]) { m in
+                let x = m[0].dataPointer.assumingMemoryBound(to: UInt8.self), z = m[1].dataPointer.assumingMemoryBound(to: UInt8.self)
+                let y = m[2].dataPointer.assumingMemoryBound(to: UInt8.self)
+                entries.withUnsafeBufferPointer { t in
+                    for i in index.indices { y[i] = t[Int(x[i]) << 8 | Int(z[index[i]])] }
+                }
+            }
+            l.note("Swift lookup table \(q.src.type),\(q.src1?.type.rawValue ?? "?")->\(yq.type)", .int8)
+            l.define(node.outputs[0], .slot(dst))
+            return
+        }
+        var inner = 1
+        if channels > 1 {
+            let axis = shape.count - (node.int("constant_rank") ?? shape.count) + 1
+            guard axis >= 0, axis < shape.count, shape[axis] == channels else {
+                throw l.fail(.shapeMismatch, "QLookup: \(channels) per-channel tables for input \(shape)")
+            }
+            if axis == 1, shape.count >= 3, let tag = FormatTag.channelsLast(rank: shape.count) {
+                a = try l.converted(
+                    a, to: try l.wrap { () throws(DNNLError) in try MemoryDescriptor(dims: shape, dataType: q.src.dataType, tag: tag) })
+            } else {
+                a = try l.plain(a)
+                inner = shape[(axis + 1)...].reduce(1, *)
+            }
+        }
+        let md = try l.wrap { () throws(DNNLError) in try l.descriptor(a).with(dataType: yq.dataType) }
+        let dst = l.newSlot(node.outputs[0], shape: shape, md)
+        l.emitCustom("\(l.where_()) int8 lookup", slots: [a, dst]) { m in
             let count = min(m[0].byteCount, m[1].byteCount)
             let x = m[0].dataPointer.assumingMemoryBound(to: UInt8.self)
             let y = m[1].dataPointer.assumingMemoryBound(to: UInt8.self)
             entries.withUnsafeBufferPointer { t in
-                for i in 0..<count { y[i] = t[Int(x[i])] }
+                if channels == 1 {
+                    for i in 0..<count { y[i] = t[Int(x[i])] }
+                } else {
+                    for i in 0..<count { y[i] = t[((i / inner) % channels) << 8 | Int(x[i])] }
+                }
             }
         }
-        l.note("Swift lookup table \(q.src.type)->\(yq.type)", .int8)
+        l.note("Swift lookup table \(q.src.type)->\(yq.type)\(channels > 1 ? " (\(channels) channels)" : "")", .int8)
         l.define(node.outputs[0], .slot(dst))
     }
 

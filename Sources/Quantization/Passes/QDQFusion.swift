@@ -21,9 +21,11 @@ struct QDQFusion: GraphPass {
         // caller's graph may still have one) is left alone rather than indexed.
         for (i, node) in e.nodes.enumerated() where !e.touched(i) && !node.inputs.isEmpty && !node.inputs[0].isEmpty && !node.outputs.isEmpty {
             let traits = OpTraits.of(node, constants: e.constant)
-            let runTimeInputs = node.inputs.filter { !$0.isEmpty && e.constant($0) == nil }.count
+            let runTimeInputs = node.inputs.filter { !$0.isEmpty && Self.operandConstant($0, e) == nil }.count
             if Self.lookupOps.contains(node.opType) && runTimeInputs == 1 && node.domain.isEmpty {
-                fuseLookup(i, &e, &report)
+                _ = fuseLookup(i, &e, &report)
+            } else if Self.lookupOps.contains(node.opType) && runTimeInputs == 2 && node.domain.isEmpty && !traits.contains(.int8Binary) {
+                _ = fuseLookup(i, &e, &report)
             } else if traits.contains(.unitAnchor) {
                 fuseAnchor(i, &e, &report, kind: node.opType == "Conv" ? "QConv" : "QMatMul")
             } else if traits.contains(.int8Binary) {
@@ -264,7 +266,12 @@ struct QDQFusion: GraphPass {
         // product of two zero-pointed operands has cross terms oneDNN's binary cannot add.
         let linear = n.opType != "Mul"
         guard linear || (a.p.zeroPoint == 0 && b.p.zeroPoint == 0) else {
-            r.skipped.append("\(n.label): Mul of operands with zero points (oneDNN binary has none): stays FP32"); return
+            // oneDNN's binary has no zero points and the product's cross terms are not linear:
+            // a lookup table over both int8 values.
+            if !fuseLookup(i, &e, &r) {
+                r.skipped.append("\(n.label): Mul of operands with zero points (oneDNN binary has none): stays FP32")
+            }
+            return
         }
         var operands = Int8Operands(src: a.p, src1: b.p)
         var output = n.outputs[0]
@@ -280,48 +287,99 @@ struct QDQFusion: GraphPass {
         r.applied.append("\(n.label) -> Q\(n.opType)")
     }
 
-    /// Element-wise functions of one tensor (other operands scalar constants) that run as a
-    /// 256-entry lookup table between a DQ and a Q.
+    /// A constant operand's value: a constant, or a DequantizeLinear of one (onnxruntime
+    /// quantizes the constant operands of element-wise ops too).
+    static func operandConstant(_ value: String, _ e: GraphEditor) -> Tensor? {
+        if let t = e.constant(value) { return t }
+        guard let i = e.producer(value), e.nodes[i].opType == "DequantizeLinear", e.constant(e.nodes[i].input(0)) != nil else { return nil }
+        return realConstant(value, e)
+    }
+
+    /// Element-wise functions that run as lookup tables between DQs and a Q.
     static let lookupOps: Set<String> = [
         "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Sigmoid", "Tanh", "Exp", "Erf", "Neg", "Abs", "Sqrt", "Softplus",
         "Elu", "Selu", "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min",
     ]
 
-    /// `Q(f(DQ(x_q)))` for an element-wise `f` of one int8 tensor (onnxruntime's QDQ files wrap
-    /// each op of a decomposed HardSwish so) becomes `dnnl.QLookup(x_q, table)`: the table holds
-    /// `sat(round(f(sx (k - zx)) / sy) + zy)` for each of the 256 values `k`, computed in Double
-    /// by the op's evaluator: the QDQ graph's value, in one pass over int8 memory instead of a
-    /// dequantize, an FP32 op and a quantize (onnxruntime's QLinearLookup does the same).
-    private func fuseLookup(_ i: Int, _ e: inout GraphEditor, _ r: inout PassReport) {
+    /// `Q(f(DQ(x_q), c))` for an element-wise `f` of one int8 tensor and constants (scalars, or
+    /// per-channel `[1, C, 1, ...]` as a BatchNorm written as Mul/Add is), and `Q(f(DQ(a_q),
+    /// DQ(b_q)))` for a binary `f` of two int8 tensors (onnxruntime's QDQ files wrap each op of
+    /// a decomposed BatchNorm and HardSwish so) become `dnnl.QLookup`: a table of
+    /// `sat(round(f(real) / sy) + zy)` for every int8 value (per channel: `[C, 256]`; binary:
+    /// every pair, `[65536]` indexed `a << 8 | b`), computed in Double by the op's evaluator:
+    /// the QDQ graph's values, in one pass over int8 memory instead of dequantize, an FP32 op
+    /// and quantize (onnxruntime's QLinear lookup kernels do the same).
+    private func fuseLookup(_ i: Int, _ e: inout GraphEditor, _ r: inout PassReport) -> Bool {
         let n = e.nodes[i]
-        guard n.outputs.count == 1, !n.outputs[0].isEmpty, let evaluate = ConstantEvaluation.evaluators[n.opType] else { return }
-        let runTime = n.inputs.indices.filter { !n.inputs[$0].isEmpty && e.constant(n.inputs[$0]) == nil }
-        guard runTime.count == 1, let x = Self.dequantized(n.inputs[runTime[0]], e),
-            n.inputs.indices.allSatisfy({ $0 == runTime[0] || n.inputs[$0].isEmpty || (e.constant(n.inputs[$0])?.count ?? 2) == 1 }),
-            let (qs, yp) = Self.quantizedBy(n.outputs[0], e)
-        else { return }
-        let codes = Array(x.p.range)
-        let real = Tensor(shape: [256], values: codes.map { Double(x.p.scale) * Double($0 - x.p.zeroPoint) }, elementType: .f32)
-        var inputs: [Tensor?] = n.inputs.map { e.constant($0) }
-        inputs[runTime[0]] = real
-        guard let y = (try? evaluate(n, inputs, 13))?.first, y.count == 256 else { return }
-        // Indexed by the raw byte of the int8 value (an s8 value v is byte v & 0xFF).
-        var table = [UInt8](repeating: 0, count: 256)
-        for (k, v) in y.doubleValues().enumerated() {
+        guard n.outputs.count == 1, !n.outputs[0].isEmpty, let evaluate = ConstantEvaluation.evaluators[n.opType] else { return false }
+        let runTime = n.inputs.indices.filter { !n.inputs[$0].isEmpty && Self.operandConstant(n.inputs[$0], e) == nil }
+        guard (1...2).contains(runTime.count), let (qs, yp) = Self.quantizedBy(n.outputs[0], e) else { return false }
+        let xs = runTime.compactMap { Self.dequantized(n.inputs[$0], e) }
+        guard xs.count == runTime.count else { return false }
+        // Constants: scalars, or one per channel (axis 1) for a unary op.
+        var channels = 1
+        for k in n.inputs.indices where !runTime.contains(k) && !n.inputs[k].isEmpty {
+            guard let c = Self.operandConstant(n.inputs[k], e) else { return false }
+            if c.count == 1 { continue }
+            guard runTime.count == 1, channels == 1 || channels == c.count, c.shape.count >= 2,
+                UnitMatcher.isChannelVector(c.shape, channels: c.count, rank: c.shape.count)
+            else { return false }
+            channels = c.count
+        }
+        func quantize(_ v: Double) -> UInt8 {
             let q = v.isNaN ? yp.zeroPoint : Int(min(max((v / Double(yp.scale)).rounded(.toNearestOrEven) + Double(yp.zeroPoint), -1e6), 1e6))
-            let saturated = min(max(q, yp.range.lowerBound), yp.range.upperBound)
-            table[Int(UInt8(truncatingIfNeeded: codes[k]))] = UInt8(truncatingIfNeeded: saturated)
+            return UInt8(truncatingIfNeeded: min(max(q, yp.range.lowerBound), yp.range.upperBound))
+        }
+        func reals(_ p: QuantParams) -> [Double] { p.range.map { Double(p.scale) * Double($0 - p.zeroPoint) } }
+        func byte(_ code: Int) -> Int { Int(UInt8(truncatingIfNeeded: code)) }
+        var inputs: [Tensor?] = n.inputs.map { Self.operandConstant($0, e) }
+        var table: [UInt8]
+        if runTime.count == 1 {
+            // [C, 256]: the constants keep their shape; the input is [1, 256, 1, ...] against
+            // [1, C, 1, ...] constants, so the result is [1, C, 256, ...] flattened channel-major.
+            let p = xs[0].p, codes = Array(p.range)
+            let rank = n.inputs.compactMap { Self.operandConstant($0, e) }.map(\.shape.count).max() ?? 1
+            let shape = channels == 1 ? [256] : [1, 1, 256] + [Int](repeating: 1, count: max(rank - 3, 0))
+            inputs[runTime[0]] = Tensor(shape: shape, values: reals(p), elementType: .f32)
+            if channels > 1 {
+                // Constants [1, C, 1, ...] to rank >= 3 with the values on axis 1.
+                for k in inputs.indices where k != runTime[0] {
+                    guard let c = inputs[k], c.count > 1 else { continue }
+                    inputs[k] = Tensor(shape: [1, channels, 1] + [Int](repeating: 1, count: max(rank - 3, 0)), scalars: c.floatValues())
+                }
+            }
+            guard let y = (try? evaluate(n, inputs, 13))?.first, y.count == 256 * channels else { return false }
+            table = [UInt8](repeating: 0, count: 256 * channels)
+            for (k, v) in y.doubleValues().enumerated() { table[(k / 256) * 256 + byte(codes[k % 256])] = quantize(v) }
+        } else {
+            guard n.inputs.indices.allSatisfy({ runTime.contains($0) || n.inputs[$0].isEmpty || Self.operandConstant(n.inputs[$0], e)?.count == 1 })
+            else {
+                return false
+            }
+            let (pa, pb) = (xs[0].p, xs[1].p)
+            let (ca, cb) = (Array(pa.range), Array(pb.range))
+            inputs[runTime[0]] = Tensor(shape: [256, 1], values: reals(pa), elementType: .f32)
+            inputs[runTime[1]] = Tensor(shape: [1, 256], values: reals(pb), elementType: .f32)
+            guard let y = (try? evaluate(n, inputs, 13))?.first, y.count == 65536 else { return false }
+            table = [UInt8](repeating: 0, count: 65536)
+            for (k, v) in y.doubleValues().enumerated() { table[byte(ca[k / 256]) << 8 | byte(cb[k % 256])] = quantize(v) }
         }
         var output = n.outputs[0]
         Self.absorbOutputQuantizers(qs, into: &output, &e)
         let tableName = e.freshName(n.name + ".table")
-        e.addInitializer(tableName, Tensor(shape: [256], scalars: table))
+        e.addInitializer(tableName, Tensor(shape: [table.count / 256, 256], scalars: table))
+        var operands = Int8Operands(src: xs[0].p, dst: yp)
+        operands.src1 = xs.count == 2 ? xs[1].p : nil
+        // The constants' rank places their channel axis in the input (right-aligned broadcast).
+        let constantRank = n.inputs.compactMap { Self.operandConstant($0, e) }.filter { $0.count > 1 }.map(\.shape.count).max() ?? 0
         e.replace(
             i,
             with: Node(
-                name: n.name, fusedOp: "QLookup", inputs: [x.q, tableName], outputs: [output], fused: FusedNode(int8: Int8Operands(src: x.p, dst: yp))
-            ))
-        r.applied.append("\(n.label) -> QLookup \(x.p.type) -> \(yp.type) (256-entry table)")
+                name: n.name, fusedOp: "QLookup", inputs: xs.map(\.q) + [tableName], outputs: [output],
+                attributes: channels > 1 ? ["constant_rank": .int(constantRank)] : [:], fused: FusedNode(int8: operands)))
+        let what = xs.count == 2 ? "65536-entry table" : channels > 1 ? "\(channels) per-channel 256-entry tables" : "256-entry table"
+        r.applied.append("\(n.label) -> QLookup \(xs.map { "\($0.p.type)" }.joined(separator: ", ")) -> \(yp.type) (\(what))")
+        return true
     }
 
     private func fusePassThrough(_ i: Int, _ e: inout GraphEditor, _ r: inout PassReport) {
