@@ -103,8 +103,26 @@ enum Int8Kernels {
             entries.withUnsafeBufferPointer { t in
                 if channels == 1 {
                     for i in 0..<count { y[i] = t[Int(x[i])] }
-                } else {
-                    for i in 0..<count { y[i] = t[((i / inner) % channels) << 8 | Int(x[i])] }
+                    return
+                }
+                if inner == 1 {  // channels-last: every pixel holds the channels in order
+                    var base = 0
+                    while base + channels <= count {
+                        for c in 0..<channels { y[base + c] = t[c << 8 | Int(x[base + c])] }
+                        base += channels
+                    }
+                    return
+                }
+                // Blocks of `inner` elements of one channel, channels cycling (no division per element).
+                var i = 0, c = 0
+                while i < count {
+                    let row = UnsafeBufferPointer(rebasing: t[(c << 8)..<((c + 1) << 8)])
+                    let end = min(i + inner, count)
+                    while i < end {
+                        y[i] = row[Int(x[i])]
+                        i += 1
+                    }
+                    c = c + 1 == channels ? 0 : c + 1
                 }
             }
         }

@@ -36,7 +36,54 @@ struct QDQFusion: GraphPass {
         }
         graph = e.finish()
         graph.removeDeadNodes()
+        Self.composeLookups(&graph, &report)
         return report
+    }
+
+    /// Chains of single-source lookups (`Mul -> Add` of a BatchNorm, `Add -> Clip -> Div` of a
+    /// HardSwish, each between its own DQ and Q) become one table, `T[c][x] = T2[c][T1[c][x]]`:
+    /// the same values in one pass over memory. A lookup is merged into the next when that is
+    /// its only reader and both are per-tensor, or they share the channel count and rank.
+    static func composeLookups(_ graph: inout Graph, _ r: inout PassReport) {
+        func single(_ n: Node) -> Bool { n.opType == "QLookup" && n.domain == FusedOps.domain && n.inputs.count == 2 }
+        var changed = true
+        while changed {
+            changed = false
+            let e = GraphEditor(graph)
+            for (j, second) in e.nodes.enumerated() where single(second) {
+                guard let i = e.producer(second.inputs[0]), single(e.nodes[i]), e.soleConsumer(second.inputs[0]) == j,
+                    let t1 = e.constant(e.nodes[i].inputs[1]), let t2 = e.constant(second.inputs[1]),
+                    let p1 = e.nodes[i].fused?.int8?.dst, let p2 = second.fused?.int8?.src, p1 == p2
+                else { continue }
+                let first = e.nodes[i]
+                let c1 = t1.count / 256, c2 = t2.count / 256
+                let rank1 = first.int("constant_rank"), rank2 = second.int("constant_rank")
+                guard c1 == 1 || c2 == 1 || (c1 == c2 && rank1 == rank2) else { continue }
+                let channels = max(c1, c2)
+                let a = t1.scalars(as: UInt8.self), b = t2.scalars(as: UInt8.self)
+                var table = [UInt8](repeating: 0, count: channels * 256)
+                for c in 0..<channels {
+                    for x in 0..<256 {
+                        let mid = Int(a[(c1 == 1 ? 0 : c) << 8 | x])
+                        table[c << 8 | x] = b[(c2 == 1 ? 0 : c) << 8 | mid]
+                    }
+                }
+                var merged = second
+                merged.name = second.name
+                merged.inputs = [first.inputs[0], second.inputs[1] + ".composed"]
+                graph.initializers[merged.inputs[1]] = Tensor(shape: [channels, 256], scalars: table)
+                if channels > 1 { merged.attributes["constant_rank"] = .int(rank1 ?? rank2 ?? 0) }
+                var operands = second.fused!.int8!
+                operands.src = first.fused!.int8!.src
+                merged.fused = FusedNode(int8: operands)
+                graph.nodes[j] = merged
+                graph.nodes.remove(at: i)
+                r.applied.append("\(first.label) and \(second.label): one lookup table")
+                changed = true
+                break
+            }
+        }
+        graph.removeDeadNodes()
     }
 
     // MARK: Q/DQ helpers
