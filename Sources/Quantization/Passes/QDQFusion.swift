@@ -69,7 +69,6 @@ struct QDQFusion: GraphPass {
                     }
                 }
                 var merged = second
-                merged.name = second.name
                 merged.inputs = [first.inputs[0], second.inputs[1] + ".composed"]
                 graph.initializers[merged.inputs[1]] = Tensor(shape: [channels, 256], scalars: table)
                 if channels > 1 { merged.attributes["constant_rank"] = .int(rank1 ?? rank2 ?? 0) }
