@@ -648,10 +648,14 @@ final class QATConverterTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(Double(off.filter { $0 < 1e-3 }.count) / Double(off.count), 0.97, name)
         }
         let report = try session.nodeReport(for: ["x": x, "g": gate])
-        // bn_mul and bn_add are one per-channel table (bn_add's); hs, swish and gate read tensors
-        // that other nodes read too.
-        XCTAssertFalse(report.contains { $0.node.contains("'bn_mul'") }, "\(report.map(\.node))")
-        for op in ["bn_add", "hs", "swish", "gate"] {
+        // bn_mul and bn_add are one per-channel table (bn_add's); swish reads v and hs(v), so it
+        // is one table of v with hs folded in; gate reads v and the broadcast g (two sources).
+        for op in ["bn_mul", "hs"] {
+            XCTAssertFalse(report.contains { $0.node.contains("'\(op)'") }, "\(op): \(report.map(\.node))")
+        }
+        XCTAssertTrue(report.contains { $0.node.contains("'swish'") && $0.detail == "Swift lookup table u8->u8" }, "\(report.map(\.detail))")
+        XCTAssertTrue(report.contains { $0.node.contains("'gate'") && $0.detail.hasPrefix("Swift lookup table u8,u8") }, "\(report.map(\.detail))")
+        for op in ["bn_add", "swish", "gate"] {
             XCTAssertTrue(
                 report.contains { $0.node.contains("'\(op)'") && $0.precision == .int8 && $0.detail.contains("lookup") },
                 "\(op): \(report.map(\.detail))")

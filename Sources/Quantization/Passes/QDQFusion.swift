@@ -43,13 +43,20 @@ struct QDQFusion: GraphPass {
     /// Chains of single-source lookups (`Mul -> Add` of a BatchNorm, `Add -> Clip -> Div` of a
     /// HardSwish, each between its own DQ and Q) become one table, `T[c][x] = T2[c][T1[c][x]]`:
     /// the same values in one pass over memory. A lookup is merged into the next when that is
-    /// its only reader and both are per-tensor, or they share the channel count and rank.
+    /// its only reader and both are per-tensor, or they share the channel count and rank. A
+    /// two-source lookup of one tensor is folded into a single-source one first
+    /// (``foldTwoSourceLookup``).
     static func composeLookups(_ graph: inout Graph, _ r: inout PassReport) {
         func single(_ n: Node) -> Bool { n.opType == "QLookup" && n.domain == FusedOps.domain && n.inputs.count == 2 }
         var changed = true
         while changed {
             changed = false
             let e = GraphEditor(graph)
+            if e.nodes.indices.contains(where: { foldTwoSourceLookup($0, e, &graph, &r) }) {
+                graph.removeDeadNodes()
+                changed = true
+                continue
+            }
             for (j, second) in e.nodes.enumerated() where single(second) {
                 guard let i = e.producer(second.inputs[0]), single(e.nodes[i]), e.soleConsumer(second.inputs[0]) == j,
                     let t1 = e.constant(e.nodes[i].inputs[1]), let t2 = e.constant(second.inputs[1]),
@@ -83,6 +90,64 @@ struct QDQFusion: GraphPass {
             }
         }
         graph.removeDeadNodes()
+    }
+
+    /// A two-source lookup whose sources are one tensor `x`, or single-source lookups of it
+    /// (HardSwish as `Mul(v, HardSigmoid(v))`, each between its own DQ and Q), becomes a
+    /// single-source lookup of `x`: `T[c][x] = T2[A[c][x] << 8 | B[c][x]]` with `A`, `B` the
+    /// identity or the sources' tables. Returns whether node `j` was rewritten (in `graph`;
+    /// `e` indexes the graph before the change).
+    static func foldTwoSourceLookup(_ j: Int, _ e: GraphEditor, _ graph: inout Graph, _ r: inout PassReport) -> Bool {
+        let node = e.nodes[j]
+        guard node.opType == "QLookup", node.domain == FusedOps.domain, node.inputs.count == 3,
+            let operands = node.fused?.int8, let p1 = operands.src1, let pair = e.constant(node.inputs[2]), pair.count == 65536
+        else { return false }
+        /// A source read as itself, or through the single-source lookup that wrote it.
+        struct Side {
+            var root: String
+            var params: QuantParams
+            var table: [UInt8]?
+            var channels = 1
+            var rank: Int?
+        }
+        func sides(_ value: String, _ p: QuantParams) -> [Side] {
+            var result = [Side(root: value, params: p)]
+            if let i = e.producer(value), e.nodes[i].opType == "QLookup", e.nodes[i].domain == FusedOps.domain, e.nodes[i].inputs.count == 2,
+                let t = e.constant(e.nodes[i].inputs[1]), t.count % 256 == 0, let lp = e.nodes[i].fused?.int8, lp.dst == p
+            {
+                result.append(
+                    Side(
+                        root: e.nodes[i].inputs[0], params: lp.src, table: t.scalars(as: UInt8.self), channels: t.count / 256,
+                        rank: e.nodes[i].int("constant_rank")))
+            }
+            return result
+        }
+        var found: (a: Side, b: Side)?
+        for a in sides(node.inputs[0], operands.src) {
+            for b in sides(node.inputs[1], p1) where a.root == b.root && a.params == b.params {
+                if a.channels > 1 && b.channels > 1 && (a.channels != b.channels || a.rank != b.rank) { continue }
+                found = found ?? (a, b)
+            }
+        }
+        guard let (a, b) = found else { return false }
+        let t2 = pair.scalars(as: UInt8.self)
+        let channels = max(a.channels, b.channels)
+        var table = [UInt8](repeating: 0, count: channels * 256)
+        for c in 0..<channels {
+            for x in 0..<256 {
+                let u = a.table.map { Int($0[(a.channels == 1 ? 0 : c) << 8 | x]) } ?? x
+                let v = b.table.map { Int($0[(b.channels == 1 ? 0 : c) << 8 | x]) } ?? x
+                table[c << 8 | x] = t2[u << 8 | v]
+            }
+        }
+        var folded = node
+        folded.inputs = [a.root, node.inputs[2] + ".folded"]
+        graph.initializers[folded.inputs[1]] = Tensor(shape: [channels, 256], scalars: table)
+        if channels > 1 { folded.attributes["constant_rank"] = .int(a.channels > 1 ? a.rank ?? 0 : b.rank ?? 0) }
+        folded.fused = FusedNode(int8: Int8Operands(src: a.params, dst: operands.dst))
+        graph.nodes[j] = folded
+        r.applied.append("\(node.label): both sources are '\(a.root)' (through lookups): one 256-entry table")
+        return true
     }
 
     // MARK: Q/DQ helpers
